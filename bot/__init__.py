@@ -1,0 +1,1 @@
+"""moviebot: movie recommendations for a Discord server."""

@@ -1,0 +1,141 @@
+"""``moviebot evaluate``: how good the recommendations are, next to baselines on the same splits."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bot.settings import Settings
+from recommender import NMFRecommender, load_dataset
+from recommender.baselines import ItemKNNRecommender, PopularityRecommender, PureSVDRecommender
+from recommender.evaluation import (
+    DEFAULT_REVEAL,
+    ModelFactory,
+    evaluate,
+    new_user_folds,
+    per_user_folds,
+    results_table,
+)
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected numbers separated by commas, got {text!r}"
+        ) from exc
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected numbers separated by commas, got {text!r}"
+        ) from exc
+
+
+def _nmf(**params: Any) -> Callable[[], NMFRecommender]:
+    return lambda: NMFRecommender(**params)
+
+
+def models_for(args: argparse.Namespace) -> dict[str, ModelFactory]:
+    """Return the models to compare: the baselines plus one NMF per swept setting."""
+    models: dict[str, ModelFactory] = {
+        "most popular": lambda: PopularityRecommender("count"),
+        "damped mean": lambda: PopularityRecommender("damped_mean", damping=50.0),
+        "PureSVD k=50": lambda: PureSVDRecommender(50),
+    }
+    if not args.no_knn:
+        models["item-kNN cosine"] = lambda: ItemKNNRecommender()
+    for components, alpha, iterations in itertools.product(
+        args.components, args.alpha, args.max_iter
+    ):
+        name = f"NMF k={components} alpha={alpha:g} it={iterations}"
+        models[name] = _nmf(n_components=components, alpha=alpha, max_iter=iterations)
+    return models
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    dataset = load_dataset(args.dataset or settings.movielens_source, settings.data_dir)
+    models = models_for(args)
+    folds: list[Any] = []
+    if args.protocol in {"new-users", "both"}:
+        folds += list(
+            new_user_folds(dataset.ratings, args.folds, args.reveal, args.seed, args.max_folds)
+        )
+    if args.protocol in {"per-user", "both"}:
+        folds += list(per_user_folds(dataset.ratings, args.folds, args.seed, args.max_folds))
+    results = evaluate(models, folds, n=args.n, progress=not args.json)
+    table = results_table(results)
+    payload = {
+        "dataset": dataset.name,
+        "folds": args.folds,
+        "max_folds": args.max_folds,
+        "seed": args.seed,
+        "n": args.n,
+        "results": [asdict(r) for r in results],
+    }
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(payload, indent=2))
+    if args.json:
+        print(json.dumps(payload, indent=2))
+        return 0
+    print(
+        f"{dataset.name}: top-{args.n} measures, relevant = held-out rating >= 4, "
+        f"{len(folds)} fold(s), seed {args.seed}"
+    )
+    for scenario, group in table.groupby("scenario", sort=False):
+        print(
+            f"\n{scenario}"
+            + (
+                "  (new users: k ratings revealed, fold-in, no refit)"
+                if str(scenario).startswith("k=")
+                else ""
+            )
+        )
+        shown = group[["model", "users", "precision", "recall", "ndcg", "map", "coverage"]]
+        print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    sys.stdout.flush()
+    return 0
+
+
+def add_evaluation_commands(sub: Any) -> None:
+    """Add ``evaluate`` to the ``moviebot`` parser."""
+    ev = sub.add_parser("evaluate", help="measure recommendation quality against baselines")
+    ev.add_argument("--dataset", help="data set name, path or URL (default: MOVIELENS_SOURCE)")
+    ev.add_argument(
+        "--protocol",
+        choices=("new-users", "per-user", "both"),
+        default="both",
+        help="new users with k ratings revealed, per-user k-fold, or both (default)",
+    )
+    ev.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
+    ev.add_argument("--max-folds", type=int, help="run only the first N folds (quicker)")
+    ev.add_argument(
+        "--reveal",
+        type=_ints,
+        default=DEFAULT_REVEAL,
+        help="ratings revealed per new user (default 1,3,5,10,20)",
+    )
+    ev.add_argument("--components", type=_ints, default=(100,), help="NMF factors; a list sweeps")
+    ev.add_argument(
+        "--alpha", type=_floats, default=(0.03,), help="NMF regularization; a list sweeps"
+    )
+    ev.add_argument("--max-iter", type=_ints, default=(100,), help="NMF iterations; a list sweeps")
+    ev.add_argument(
+        "--no-knn", action="store_true", help="skip item-kNN (memory grows with movies²)"
+    )
+    ev.add_argument("-n", type=int, default=10, help="list length (default 10)")
+    ev.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
+    ev.add_argument("--output", help="also write the JSON results to this file")
+    ev.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    ev.set_defaults(handler=cmd_evaluate)

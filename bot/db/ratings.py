@@ -1,0 +1,164 @@
+"""Queries on members' ratings and the change log behind scheduled refits."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from bot.db import Database, describe
+
+
+@dataclass(frozen=True)
+class Rating:
+    """One member's rating of one movie."""
+
+    user_id: int
+    movie_id: int
+    rating: float
+    guild_id: int | None
+    created_at: int
+    updated_at: int
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+async def upsert(
+    db: Database, user_id: int, movie_id: int, rating: float, guild_id: int | None = None
+) -> float | None:
+    """Save a rating (overwriting the member's previous one); return the previous value or None."""
+    now = _now()
+    async with db.transaction() as conn:
+        try:
+            async with conn.execute(
+                "SELECT rating FROM ratings WHERE user_id = ? AND movie_id = ?", (user_id, movie_id)
+            ) as cursor:
+                row = await cursor.fetchone()
+            await conn.execute(
+                "INSERT INTO ratings (user_id, movie_id, rating, guild_id, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (user_id, movie_id) DO UPDATE SET"
+                " rating = excluded.rating, guild_id = COALESCE(excluded.guild_id, guild_id),"
+                " updated_at = excluded.updated_at",
+                (user_id, movie_id, rating, guild_id, now, now),
+            )
+            if row is None or float(row[0]) != rating:
+                await conn.execute(
+                    "INSERT INTO rating_events (user_id, movie_id, kind, at)"
+                    " VALUES (?, ?, 'rate', ?)",
+                    (user_id, movie_id, now),
+                )
+        except sqlite3.Error as exc:
+            raise describe(exc) from exc
+    return None if row is None else float(row[0])
+
+
+async def delete(db: Database, user_id: int, movie_id: int) -> float | None:
+    """Remove one rating; return the removed value, or None if there was none."""
+    async with db.transaction() as conn:
+        try:
+            async with conn.execute(
+                "DELETE FROM ratings WHERE user_id = ? AND movie_id = ? RETURNING rating",
+                (user_id, movie_id),
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is not None:
+                await conn.execute(
+                    "INSERT INTO rating_events (user_id, movie_id, kind, at)"
+                    " VALUES (?, ?, 'unrate', ?)",
+                    (user_id, movie_id, _now()),
+                )
+        except sqlite3.Error as exc:
+            raise describe(exc) from exc
+    return None if row is None else float(row[0])
+
+
+async def delete_user(db: Database, user_id: int) -> int:
+    """Remove all of a member's ratings; return how many there were."""
+    async with db.transaction() as conn:
+        try:
+            cursor = await conn.execute("DELETE FROM ratings WHERE user_id = ?", (user_id,))
+            removed = cursor.rowcount
+            await cursor.close()
+            if removed:
+                await conn.execute(
+                    "INSERT INTO rating_events (user_id, movie_id, kind, at)"
+                    " VALUES (?, NULL, 'forget', ?)",
+                    (user_id, _now()),
+                )
+        except sqlite3.Error as exc:
+            raise describe(exc) from exc
+    return int(removed)
+
+
+async def for_user(db: Database, user_id: int) -> dict[int, float]:
+    """Return a member's ratings as movie id -> stars."""
+    async with (
+        db.read() as conn,
+        conn.execute(
+            "SELECT movie_id, rating FROM ratings WHERE user_id = ?", (user_id,)
+        ) as cursor,
+    ):
+        return {int(m): float(r) async for m, r in cursor}
+
+
+async def page_for_user(db: Database, user_id: int, offset: int, limit: int) -> list[Rating]:
+    """Return one page of a member's ratings, most recently changed first."""
+    async with (
+        db.read() as conn,
+        conn.execute(
+            "SELECT user_id, movie_id, rating, guild_id, created_at, updated_at FROM ratings"
+            " WHERE user_id = ? ORDER BY updated_at DESC, movie_id LIMIT ? OFFSET ?",
+            (user_id, limit, offset),
+        ) as cursor,
+    ):
+        return [Rating(*row) async for row in cursor]
+
+
+async def count_for_user(db: Database, user_id: int) -> int:
+    """Return how many movies a member has rated."""
+    async with (
+        db.read() as conn,
+        conn.execute("SELECT COUNT(*) FROM ratings WHERE user_id = ?", (user_id,)) as cursor,
+    ):
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def all_ratings(db: Database) -> list[tuple[int, int, float]]:
+    """Return every chat rating as (user id, movie id, stars), for a refit."""
+    async with (
+        db.read() as conn,
+        conn.execute(
+            "SELECT user_id, movie_id, rating FROM ratings ORDER BY user_id, movie_id"
+        ) as cursor,
+    ):
+        return [(int(u), int(m), float(r)) async for u, m, r in cursor]
+
+
+async def latest_event_id(db: Database) -> int:
+    """Return the id of the newest rating change (0 if none)."""
+    async with (
+        db.read() as conn,
+        conn.execute("SELECT COALESCE(MAX(id), 0) FROM rating_events") as cursor,
+    ):
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def events_since(db: Database, event_id: int) -> int:
+    """Return how many ratings were added, changed or removed after ``event_id``."""
+    async with (
+        db.read() as conn,
+        conn.execute("SELECT COUNT(*) FROM rating_events WHERE id > ?", (event_id,)) as cursor,
+    ):
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def prune_events(db: Database, up_to: int) -> None:
+    """Forget change-log entries already covered by a successful fit."""
+    async with db.transaction() as conn:
+        await conn.execute("DELETE FROM rating_events WHERE id <= ?", (up_to,))

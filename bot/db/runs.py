@@ -1,0 +1,109 @@
+"""Queries on the history of model fits (``model_runs``)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from bot.db import Database
+
+_COLUMNS = (
+    "id, trigger, requested_by, started_at, finished_at, status, last_event_id, n_ratings,"
+    " n_chat_ratings, n_chat_users, seconds, error"
+)
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """One fit of the model: why, when, how it went."""
+
+    id: int
+    trigger: str
+    requested_by: int | None
+    started_at: int
+    finished_at: int | None
+    status: str
+    last_event_id: int
+    n_ratings: int | None
+    n_chat_ratings: int | None
+    n_chat_users: int | None
+    seconds: float | None
+    error: str | None
+
+
+async def start(db: Database, trigger: str, requested_by: int | None, last_event_id: int) -> int:
+    """Record that a fit started; return its id."""
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "INSERT INTO model_runs (trigger, requested_by, started_at, status, last_event_id)"
+            " VALUES (?, ?, ?, 'running', ?)",
+            (trigger, requested_by, int(time.time()), last_event_id),
+        )
+        run_id = cursor.lastrowid
+        await cursor.close()
+    assert run_id is not None
+    return int(run_id)
+
+
+async def succeed(
+    db: Database,
+    run_id: int,
+    *,
+    n_ratings: int,
+    n_chat_ratings: int,
+    n_chat_users: int,
+    seconds: float,
+) -> None:
+    """Record that a fit finished and its model is live."""
+    async with db.transaction() as conn:
+        await conn.execute(
+            "UPDATE model_runs SET status = 'succeeded', finished_at = ?, n_ratings = ?,"
+            " n_chat_ratings = ?, n_chat_users = ?, seconds = ? WHERE id = ?",
+            (int(time.time()), n_ratings, n_chat_ratings, n_chat_users, seconds, run_id),
+        )
+
+
+async def fail(db: Database, run_id: int, error: str, seconds: float) -> None:
+    """Record that a fit failed (the previous model stays live)."""
+    async with db.transaction() as conn:
+        await conn.execute(
+            "UPDATE model_runs SET status = 'failed', finished_at = ?, error = ?, seconds = ?"
+            " WHERE id = ?",
+            (int(time.time()), error[:2000], seconds, run_id),
+        )
+
+
+async def abandon_running(db: Database) -> int:
+    """Mark fits left 'running' by a crashed process as failed; return how many."""
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "UPDATE model_runs SET status = 'failed', finished_at = ?,"
+            " error = 'interrupted: the bot stopped during the fit' WHERE status = 'running'",
+            (int(time.time()),),
+        )
+        count = cursor.rowcount
+        await cursor.close()
+    return int(count)
+
+
+async def last_success(db: Database) -> ModelRun | None:
+    """Return the newest successful fit, if any."""
+    async with (
+        db.read() as conn,
+        conn.execute(
+            f"SELECT {_COLUMNS} FROM model_runs WHERE status = 'succeeded' ORDER BY id DESC LIMIT 1"
+        ) as cursor,
+    ):
+        row = await cursor.fetchone()
+    return None if row is None else ModelRun(*row)
+
+
+async def recent(db: Database, limit: int = 10) -> list[ModelRun]:
+    """Return the newest fits, newest first."""
+    async with (
+        db.read() as conn,
+        conn.execute(
+            f"SELECT {_COLUMNS} FROM model_runs ORDER BY id DESC LIMIT ?", (limit,)
+        ) as cursor,
+    ):
+        return [ModelRun(*row) async for row in cursor]

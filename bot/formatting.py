@@ -1,0 +1,169 @@
+"""Reply text shared by the Discord cogs and the console, so both say the same thing.
+
+Text uses Discord's Markdown; :func:`plain` turns it into terminal text for the console.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import discord.utils
+
+from bot.ratings import format_number, stars
+from bot.service import Picks, RateResult, RatingsPage, RetrainResult
+from recommender import Movie
+
+HELP_COMMANDS = (
+    ("/rate <title> <rating>", "Rate a movie from 0.5 to 5 stars (half stars allowed)."),
+    ("/unrate <title>", "Remove one of your ratings."),
+    ("/recommend [count] [genre]", "Get personal picks (1-25, default 10), optionally one genre."),
+    ("/myratings", "See your ratings (only you can see them)."),
+    ("/export", "Download your ratings as a CSV file."),
+    ("/forgetme", "Delete all your ratings, after a confirmation."),
+    ("/retrain", "Admins: refit the model on everyone's latest ratings now."),
+    ("/help", "Show this list."),
+)
+
+
+def escape(text: str, limit: int = 100) -> str:
+    """Return user-typed text safe to echo: cut short, no Markdown, no mentions."""
+    short = text if len(text) <= limit else text[: limit - 1] + "…"
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(short))
+
+
+def movie_name(movie: Movie) -> str:
+    """Return the movie's label in bold, Markdown-escaped."""
+    return f"**{discord.utils.escape_markdown(movie.label)}**"
+
+
+def rating_text(rating: float) -> str:
+    """Return ``★★★★½ (4.5)``."""
+    return f"{stars(rating)} ({format_number(rating)})"
+
+
+def rated(result: RateResult) -> str:
+    """Return the confirmation of a rating."""
+    text = f"Rated {movie_name(result.movie)} {rating_text(result.rating)}."
+    if result.previous is not None and result.previous != result.rating:
+        text += f" Your previous rating was {rating_text(result.previous)}."
+    elif result.previous is not None:
+        text += " (Same as before.)"
+    return text
+
+
+def unrated(movie: Movie, removed: float) -> str:
+    """Return the confirmation of a removed rating."""
+    return f"Removed your rating of {movie_name(movie)} (it was {rating_text(removed)})."
+
+
+def links(movie: Movie) -> str:
+    """Return IMDb and TMDb links as Markdown, where MovieLens has them."""
+    parts = []
+    if movie.imdb_url:
+        parts.append(f"[IMDb]({movie.imdb_url})")
+    if movie.tmdb_url:
+        parts.append(f"[TMDb]({movie.tmdb_url})")
+    return " · ".join(parts)
+
+
+def pick_line(position: int, movie: Movie) -> str:
+    """Return one numbered line of a recommendation list."""
+    details = [", ".join(movie.genres)] if movie.genres else []
+    link_text = links(movie)
+    if link_text:
+        details.append(link_text)
+    suffix = f" — {' · '.join(details)}" if details else ""
+    return f"{position}. {movie_name(movie)}{suffix}"
+
+
+def picks_title(picks: Picks) -> str:
+    """Return the heading of a recommendation list."""
+    genre = f" {picks.genre}" if picks.genre else ""
+    if picks.personalized:
+        return f"Your top {len(picks.picks)}{genre} picks"
+    return f"Popular{genre} picks"
+
+
+def picks_note(picks: Picks) -> str:
+    """Return what the list is based on, and what to do for better picks."""
+    if picks.warming_up:
+        return (
+            "The recommendation model is warming up, so these are popular picks for now. "
+            "Your ratings are saved and will count as soon as it's ready."
+        )
+    if not picks.personalized:
+        return "You haven't rated anything yet: rate a few films with /rate to get personal picks."
+    plural = "rating" if picks.based_on == 1 else "ratings"
+    note = f"Based on your {picks.based_on} {plural}."
+    if picks.based_on < 3:
+        note += " Rate a few more films for sharper picks."
+    return note
+
+
+def picks_lines(picks: Picks) -> list[str]:
+    """Return the numbered lines of a recommendation list (or why it is empty)."""
+    if not picks.picks:
+        return ["I found nothing to recommend with that filter. Try another genre."]
+    return [pick_line(i, p.movie) for i, p in enumerate(picks.picks, 1)]
+
+
+def ratings_title(page: RatingsPage) -> str:
+    """Return the heading of a ratings page."""
+    return f"Your ratings ({page.total})"
+
+
+def ratings_lines(page: RatingsPage) -> list[str]:
+    """Return the lines of one page of ratings."""
+    if page.total == 0:
+        return ["You haven't rated any movies yet. Try /rate."]
+    return [f"{rating_text(item.rating)} {movie_name(item.movie)}" for item in page.items]
+
+
+def ratings_footer(page: RatingsPage) -> str:
+    """Return ``Page 1 of 3``."""
+    return f"Page {page.page + 1} of {page.pages}"
+
+
+def retrained(result: RetrainResult) -> str:
+    """Return the report of a finished refit."""
+    return (
+        f"Retrained in {result.seconds:.1f} s on {result.n_ratings:,} ratings "
+        f"({result.n_chat_ratings:,} from {result.n_chat_users:,} members here) "
+        f"over {result.n_movies:,} movies. The new model is live."
+    )
+
+
+def candidates_lines(candidates: tuple[Movie, ...]) -> list[str]:
+    """Return a numbered list of movies to choose from."""
+    return [f"{i}. {movie_name(m)}" for i, m in enumerate(candidates, 1)]
+
+
+def help_lines() -> list[str]:
+    """Return the command list."""
+    return [f"`{usage}` — {text}" for usage, text in HELP_COMMANDS]
+
+
+def forgot(count: int) -> str:
+    """Return the confirmation of /forgetme."""
+    if count == 0:
+        return "You had no ratings, so there was nothing to delete."
+    return (
+        f"Deleted all {count} of your ratings. They no longer shape your picks, and the next "
+        "retrain leaves them out of the model."
+    )
+
+
+def timestamp(unix: int) -> str:
+    """Return a Unix time as an ISO date and time (UTC)."""
+    return dt.datetime.fromtimestamp(unix, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+_LINK = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")
+
+
+def plain(text: str) -> str:
+    """Return Markdown reply text as terminal text: links spelled out, no bold or escapes."""
+    text = _LINK.sub(r"\1 <\2>", text)
+    text = text.replace("**", "").replace("`", "")
+    return re.sub(r"\\([*_~|>`\\])", r"\1", text)

@@ -1,0 +1,231 @@
+"""Offline evaluation of top-N recommendations.
+
+Two protocols, both scored with top-N measures (a held-out rating of 4 stars or more is relevant):
+
+* **new users** (the bot's real situation): users are split into folds; each fold's users are
+  left out of training entirely, ``k`` of their ratings are revealed to the model (folded in,
+  no refit) and the rest are the targets. Reported for several ``k``.
+* **k-fold per user**: every user's ratings are split into folds; the model is trained on the
+  other folds and asked to find the held-out fold.
+
+Every model is measured on the same splits so numbers can be compared.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+RELEVANT = 4.0
+DEFAULT_REVEAL = (1, 3, 5, 10, 20)
+
+
+class Scorer(Protocol):
+    """What evaluation needs of a model."""
+
+    item_ids_: np.ndarray
+
+    def fit(self, ratings: pd.DataFrame) -> Any: ...
+
+    def score(self, user_ratings: Mapping[int, float]) -> np.ndarray: ...
+
+
+ModelFactory = Callable[[], Scorer]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One user's query: what the model sees and what it should find."""
+
+    user_id: int
+    known: dict[int, float]
+    relevant: frozenset[int]
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Training ratings and the cases to score, for one split."""
+
+    train: pd.DataFrame
+    cases: dict[str, list[Case]]  # scenario name (e.g. "k=5") -> cases
+
+
+def _user_groups(ratings: pd.DataFrame) -> dict[int, pd.DataFrame]:
+    return {int(u): g for u, g in ratings.groupby("user_id", sort=True)}  # type: ignore[arg-type]
+
+
+def new_user_folds(
+    ratings: pd.DataFrame,
+    n_folds: int = 5,
+    reveal: Sequence[int] = DEFAULT_REVEAL,
+    seed: int = 0,
+    max_folds: int | None = None,
+) -> Iterator[Fold]:
+    """Yield folds in which one group of users is held out and ``k`` of their ratings revealed.
+
+    The revealed ratings for a larger ``k`` include those for a smaller one (one random order per
+    user), and the targets are the user's relevant ratings not revealed at that ``k``.
+    """
+    rng = np.random.default_rng(seed)
+    users = np.array(sorted(ratings["user_id"].unique()))
+    rng.shuffle(users)
+    groups = _user_groups(ratings)
+    for fold_index, test_users in enumerate(np.array_split(users, n_folds)):
+        if max_folds is not None and fold_index >= max_folds:
+            break
+        test_set = set(test_users.tolist())
+        train = ratings.loc[~ratings["user_id"].isin(test_set)]
+        cases: dict[str, list[Case]] = {f"k={k}": [] for k in reveal}
+        for user in sorted(test_set):
+            frame = groups[int(user)]
+            order = rng.permutation(len(frame))
+            movies = frame["movie_id"].to_numpy()[order]
+            stars = frame["rating"].to_numpy()[order]
+            for k in reveal:
+                known = dict(
+                    zip(movies[:k].tolist(), stars[:k].astype(float).tolist(), strict=True)
+                )
+                relevant = frozenset(movies[k:][stars[k:] >= RELEVANT].tolist())
+                if relevant:
+                    cases[f"k={k}"].append(Case(int(user), known, relevant))
+        yield Fold(train, cases)
+
+
+def per_user_folds(
+    ratings: pd.DataFrame, n_folds: int = 5, seed: int = 0, max_folds: int | None = None
+) -> Iterator[Fold]:
+    """Yield classic k-fold splits: each user's ratings are divided among the folds."""
+    rng = np.random.default_rng(seed)
+    assignment = np.empty(len(ratings), dtype=np.int64)
+    for _, index in ratings.groupby("user_id").indices.items():
+        assignment[index] = rng.permutation(len(index)) % n_folds
+    for fold_index in range(n_folds):
+        if max_folds is not None and fold_index >= max_folds:
+            break
+        test_mask = assignment == fold_index
+        train = ratings.loc[~test_mask]
+        test = ratings.loc[test_mask]
+        train_groups = _user_groups(train)
+        cases = []
+        for user, frame in test.groupby("user_id"):
+            relevant = frozenset(frame.loc[frame["rating"] >= RELEVANT, "movie_id"].tolist())
+            if not relevant or int(user) not in train_groups:
+                continue
+            known_frame = train_groups[int(user)]
+            known = dict(
+                zip(
+                    known_frame["movie_id"].tolist(),
+                    known_frame["rating"].astype(float).tolist(),
+                    strict=True,
+                )
+            )
+            cases.append(Case(int(user), known, relevant))
+        yield Fold(train, {"per-user": cases})
+
+
+def top_n(model: Scorer, column: dict[int, int], known: Mapping[int, float], n: int) -> np.ndarray:
+    """Return the movie ids of the model's top ``n``, leaving out the known ones."""
+    scores = np.asarray(model.score(known), dtype=np.float64).copy()
+    seen = [column[m] for m in known if m in column]
+    scores[seen] = -np.inf
+    part = np.argpartition(-scores, n - 1)[:n] if scores.size > n else np.arange(scores.size)
+    order = part[np.argsort(-scores[part], kind="stable")]
+    return model.item_ids_[order]
+
+
+def metrics_at(recommended: np.ndarray, relevant: frozenset[int], n: int) -> dict[str, float]:
+    """Return precision, recall, NDCG and average precision at ``n`` for one list."""
+    hits = np.array([m in relevant for m in recommended[:n].tolist()], dtype=bool)
+    discounts = 1.0 / np.log2(np.arange(2, n + 2))
+    ideal = discounts[: min(len(relevant), n)].sum()
+    cumulative = np.cumsum(hits)
+    precision_at = cumulative / np.arange(1, hits.size + 1)
+    return {
+        "precision": float(hits.sum() / n),
+        "recall": float(hits.sum() / len(relevant)),
+        "ndcg": float((discounts[: hits.size] * hits).sum() / ideal),
+        "map": float((precision_at * hits).sum() / min(len(relevant), n)),
+    }
+
+
+@dataclass(frozen=True)
+class Result:
+    """Mean measures of one model in one scenario, over all folds."""
+
+    model: str
+    scenario: str
+    users: int
+    precision: float
+    recall: float
+    ndcg: float
+    map: float
+    coverage: float
+    fit_seconds: float
+
+
+def evaluate(
+    models: Mapping[str, ModelFactory],
+    folds: Sequence[Fold] | Iterator[Fold],
+    n: int = 10,
+    progress: bool = False,
+) -> list[Result]:
+    """Fit every model on every fold and score it on the fold's cases."""
+    from tqdm import tqdm
+
+    sums: dict[tuple[str, str], dict[str, float]] = {}
+    counts: dict[tuple[str, str], int] = {}
+    covered: dict[tuple[str, str], set[int]] = {}
+    fit_time: dict[str, float] = {}
+    n_items = 0
+    for fold in tqdm(list(folds), desc="folds", disable=not progress):
+        n_items = max(n_items, int(fold.train["movie_id"].nunique()))
+        for name, factory in models.items():
+            started = time.perf_counter()
+            model = factory()
+            model.fit(fold.train)
+            fit_time[name] = fit_time.get(name, 0.0) + time.perf_counter() - started
+            column = {int(m): i for i, m in enumerate(model.item_ids_.tolist())}
+            for scenario, cases in fold.cases.items():
+                key = (name, scenario)
+                total = sums.setdefault(
+                    key, dict.fromkeys(("precision", "recall", "ndcg", "map"), 0.0)
+                )
+                seen = covered.setdefault(key, set())
+                for case in cases:
+                    recommended = top_n(model, column, case.known, n)
+                    seen.update(recommended.tolist())
+                    for measure, value in metrics_at(recommended, case.relevant, n).items():
+                        total[measure] += value
+                counts[key] = counts.get(key, 0) + len(cases)
+    results = []
+    for (name, scenario), total in sums.items():
+        users = max(counts[(name, scenario)], 1)
+        results.append(
+            Result(
+                model=name,
+                scenario=scenario,
+                users=counts[(name, scenario)],
+                coverage=len(covered[(name, scenario)]) / max(n_items, 1),
+                fit_seconds=fit_time[name],
+                **{measure: value / users for measure, value in total.items()},
+            )
+        )
+    return results
+
+
+def results_table(results: Sequence[Result]) -> pd.DataFrame:
+    """Return the results as a table, one row per scenario and model."""
+    frame = pd.DataFrame([r.__dict__ for r in results])
+    if frame.empty:
+        return frame
+    scenario_order = {s: i for i, s in enumerate(dict.fromkeys(frame["scenario"]))}
+    frame["_order"] = frame["scenario"].map(scenario_order)
+    return frame.sort_values(["_order", "ndcg"], ascending=[True, False]).drop(columns="_order")

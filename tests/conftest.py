@@ -1,0 +1,48 @@
+"""Shared fixtures: the real MovieLens data (found without the network where possible)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from recommender import Catalog, Dataset, NMFRecommender, fetch_dataset, load_dataset
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def find_movielens() -> str:
+    """Return where the real ml-latest-small is: MOVIELENS_SOURCE, ../shared, data/, or download."""
+    configured = os.environ.get("MOVIELENS_SOURCE")
+    if configured:
+        return configured
+    shared = ROOT.parent / "shared" / "movielens" / "ml-latest-small.zip"
+    if shared.is_file():
+        return str(shared)
+    cached = ROOT / "data" / "ml-latest-small.zip"
+    if cached.is_file():
+        return str(cached)
+    return str(fetch_dataset("ml-latest-small", ROOT / "data"))
+
+
+@pytest.fixture(scope="session")
+def movielens_source() -> str:
+    return find_movielens()
+
+
+@pytest.fixture(scope="session")
+def movielens(movielens_source: str) -> Dataset:
+    return load_dataset(movielens_source, progress=False)
+
+
+@pytest.fixture(scope="session")
+def catalog(movielens: Dataset) -> Catalog:
+    return Catalog(movielens.movies, movielens.ratings)
+
+
+@pytest.fixture(scope="session")
+def fitted(movielens: Dataset) -> NMFRecommender:
+    return NMFRecommender(n_components=40, max_iter=60).fit(
+        movielens.ratings, movies=movielens.movies
+    )
