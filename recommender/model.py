@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.decomposition import NMF
+from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import ThreadpoolController
 
 log = logging.getLogger(__name__)
@@ -174,7 +176,10 @@ class NMFRecommender(BaseEstimator):
             random_state=self.random_state,
         )
         # float64: with float32 the solver's values go subnormal and it runs about 4x slower.
-        nmf.fit(matrix.astype(np.float64))
+        with warnings.catch_warnings():
+            # Stopping at max_iter is a deliberate time budget, not a failure.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            nmf.fit(matrix.astype(np.float64))
         self.components_ = np.ascontiguousarray(nmf.components_, dtype=np.float64)
         self.item_ids_ = movie_ids
         self.n_users_ = int(matrix.shape[0])

@@ -56,7 +56,14 @@ def test_csv_layout_from_zip_and_folder(tmp_path: Path) -> None:
     archive = write_tiny_csv(tmp_path)
     data = load_dataset(archive, progress=False)
     assert data.name == "ml-tiny"
-    assert list(data.movies.columns) == ["movie_id", "title", "year", "genres", "imdb_id", "tmdb_id"]
+    assert list(data.movies.columns) == [
+        "movie_id",
+        "title",
+        "year",
+        "genres",
+        "imdb_id",
+        "tmdb_id",
+    ]
     assert list(data.ratings.columns) == ["user_id", "movie_id", "rating", "timestamp"]
     assert data.ratings["rating"].dtype == np.float32
     folder = load_dataset(tmp_path / "ml-tiny", progress=False)
@@ -73,7 +80,8 @@ def test_ml100k_layout_is_normalized(tmp_path: Path) -> None:
     assert movies.loc[4, "year"] == 1997  # from the release date when the title has no year
     assert movies.loc[4, "genres"] == ()
     assert data.ratings["rating"].tolist() == [5.0, 3.0, 4.0, 1.0]
-    assert data.users is not None and data.users["age"].tolist() == [24, 53]
+    assert data.users is not None
+    assert data.users["age"].tolist() == [24, 53]
 
 
 def test_malformed_rating_row_names_file_and_line(tmp_path: Path) -> None:
@@ -97,7 +105,7 @@ def test_out_of_range_rating_is_rejected(tmp_path: Path) -> None:
     root = write_tiny_csv(tmp_path, zip_name=None)
     with (root / "ratings.csv").open("a") as fh:
         fh.write("99,1,7.0,1000000000\n")
-    with pytest.raises(MalformedDataError, match="outside 0.5-5"):
+    with pytest.raises(MalformedDataError, match=r"outside 0\.5-5"):
         load_dataset(root, progress=False)
 
 
@@ -105,7 +113,7 @@ def test_missing_files_and_paths_say_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="MOVIELENS_SOURCE"):
         load_dataset(tmp_path / "nowhere.zip", progress=False)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="neither ratings.csv nor u.data"):
+    with pytest.raises(DataError, match=r"neither ratings\.csv nor u\.data"):
         load_dataset(tmp_path / "empty", progress=False)
     (tmp_path / "bad.zip").write_bytes(b"not a zip")
     with pytest.raises(DataError, match="not a readable zip"):

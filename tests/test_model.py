@@ -1,0 +1,196 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.decomposition import NMF
+
+from recommender.model import NMFRecommender, NotFittedError, build_matrix
+
+N_USERS, N_ITEMS, BLOCK = 40, 20, 10
+
+
+def checkerboard() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Users 0-19 rate items 0-9 and users 20-39 items 10-19, each leaving a few unrated.
+
+    The right answer is known: a user who likes an item of a block should be offered the rest
+    of that block before anything from the other block.
+    """
+    rng = np.random.default_rng(0)
+    rows = []
+    for user in range(N_USERS):
+        block = range(0, BLOCK) if user < N_USERS // 2 else range(BLOCK, N_ITEMS)
+        for item in block:
+            if rng.random() < 0.7:
+                rows.append((user, item + 100, float(rng.choice([4.0, 4.5, 5.0]))))
+    ratings = pd.DataFrame(rows, columns=["user_id", "movie_id", "rating"])
+    genres = [("Action",) if i < BLOCK else ("Romance",) for i in range(N_ITEMS)]
+    movies = pd.DataFrame(
+        {
+            "movie_id": np.arange(N_ITEMS) + 100,
+            "title": [f"Movie {i}" for i in range(N_ITEMS)],
+            "year": pd.array([1980 + i for i in range(N_ITEMS)], dtype="Int64"),
+            "genres": genres,
+        }
+    )
+    return ratings, movies
+
+
+@pytest.fixture(scope="module")
+def board() -> NMFRecommender:
+    ratings, movies = checkerboard()
+    return NMFRecommender(n_components=2, alpha=0.0, max_iter=300, blend_below=1).fit(
+        ratings, movies=movies
+    )
+
+
+def block_of(movie_id: int) -> int:
+    return 0 if movie_id - 100 < BLOCK else 1
+
+
+def test_a_liked_movie_brings_the_rest_of_its_block_first(board: NMFRecommender) -> None:
+    recs = board.recommend({100: 5.0, 101: 4.5}, n=8)
+    assert [block_of(r.movie_id) for r in recs] == [0] * 8
+    recs = board.recommend({115: 5.0}, n=9)
+    assert [block_of(r.movie_id) for r in recs] == [1] * 9
+
+
+def test_rated_and_excluded_movies_are_never_recommended(board: NMFRecommender) -> None:
+    rated = {100: 5.0, 101: 4.0, 102: 4.5}
+    recs = board.recommend(rated, n=N_ITEMS, exclude=[103])
+    ids = {r.movie_id for r in recs}
+    assert ids.isdisjoint({100, 101, 102, 103})
+    assert len(ids) == N_ITEMS - 4
+
+
+def test_unknown_movie_ids_are_ignored(board: NMFRecommender) -> None:
+    with_unknown = board.recommend({100: 5.0, 999_999: 5.0}, n=5)
+    without = board.recommend({100: 5.0}, n=5)
+    assert [r.movie_id for r in with_unknown] == [r.movie_id for r in without]
+    assert board.recommend({999_999: 4.0}, n=3) == board.popular(3)
+
+
+def test_no_ratings_gives_the_damped_popularity_ranking(board: NMFRecommender) -> None:
+    recs = board.recommend({}, n=N_ITEMS)
+    scores = [r.score for r in recs]
+    assert scores == sorted(scores, reverse=True)
+    assert recs == board.popular(N_ITEMS)
+
+
+def test_damped_mean_does_not_favour_a_single_five_star_rating() -> None:
+    ratings = pd.DataFrame(
+        [(u, 1, 4.5) for u in range(30)]
+        + [(u, 1, 4.0) for u in range(30, 50)]
+        + [(u, 3, 2.0) for u in range(50)]
+        + [(0, 2, 5.0)],
+        columns=["user_id", "movie_id", "rating"],
+    )
+    model = NMFRecommender(n_components=1, damping=10).fit(ratings)
+    assert [r.movie_id for r in model.popular(3)] == [1, 2, 3]
+
+
+def test_a_new_rating_changes_the_next_recommendations(board: NMFRecommender) -> None:
+    before = board.recommend({100: 5.0}, n=3)
+    after = board.recommend({100: 5.0, 110: 5.0, 111: 5.0, 112: 5.0}, n=3)
+    assert [block_of(r.movie_id) for r in before] == [0, 0, 0]
+    assert any(block_of(r.movie_id) == 1 for r in after)
+
+
+def test_fold_in_matches_sklearn_transform(board: NMFRecommender) -> None:
+    ratings, _ = checkerboard()
+    matrix, ids = build_matrix(ratings)
+    nmf = NMF(n_components=2, init="nndsvda", solver="mu", alpha_W=0.0, max_iter=300,
+              random_state=0).fit(matrix.astype(np.float64))  # fmt: skip
+    assert np.allclose(nmf.components_, board.components_)
+    user = {100: 5.0, 103: 4.0, 107: 2.5}
+    row = np.zeros((1, len(ids)))
+    for movie, stars in user.items():
+        row[0, np.searchsorted(ids, movie)] = stars
+    expected = nmf.transform(row)[0]
+    got = board.fold_in(user)
+    assert np.linalg.norm(got - expected) / np.linalg.norm(expected) < 1e-6
+
+
+@pytest.mark.movielens
+def test_fold_in_matches_sklearn_transform_on_movielens(fitted: NMFRecommender, movielens) -> None:
+    _matrix, ids = build_matrix(movielens.ratings)
+    nmf = NMF(n_components=fitted.n_components, init="nndsvda", solver="mu", alpha_W=fitted.alpha,
+              max_iter=fitted.max_iter, random_state=0)  # fmt: skip
+    nmf.components_ = fitted.components_
+    nmf.n_components_ = fitted.components_.shape[0]
+    nmf.n_features_in_ = len(ids)
+    user = {318: 5.0, 6: 4.5, 2571: 4.0, 1: 2.0, 260: 5.0}
+    row = np.zeros((1, len(ids)))
+    for movie, stars in user.items():
+        row[0, np.searchsorted(ids, movie)] = stars
+    expected = nmf.transform(row)[0]
+    got = fitted.fold_in(user)
+    assert np.linalg.norm(got - expected) / np.linalg.norm(expected) < 1e-6
+
+
+def test_one_rating_blends_toward_popularity() -> None:
+    ratings, _movies = checkerboard()
+    model = NMFRecommender(n_components=2, alpha=0.0, max_iter=300, blend_below=3).fit(ratings)
+    one = model.score({100: 5.0})
+    three = model.score({100: 5.0, 101: 5.0, 102: 5.0})
+    popular = model.popularity_
+    # With one rating the scores lean on popularity; with three, on the model alone.
+    assert np.corrcoef(one, popular)[0, 1] > np.corrcoef(three, popular)[0, 1]
+    assert one.min() >= 0.0
+    assert one.max() <= 1.0
+
+
+def test_genre_and_year_filters(board: NMFRecommender) -> None:
+    recs = board.recommend({100: 5.0}, n=5, genres=["romance"])
+    assert recs
+    assert all(block_of(r.movie_id) == 1 for r in recs)
+    recs = board.recommend({}, n=N_ITEMS, years=(1985, 1989))
+    assert sorted(r.movie_id for r in recs) == [105, 106, 107, 108, 109]
+    assert board.recommend({}, n=5, genres=["Western"]) == []
+
+
+def test_similar_movies_come_from_the_same_block(board: NMFRecommender) -> None:
+    similar = board.similar(100, n=5, min_ratings=1)
+    assert len(similar) == 5
+    assert all(block_of(r.movie_id) == 0 for r in similar)
+    assert 100 not in {r.movie_id for r in similar}
+    assert board.similar(42, n=5) == []
+
+
+def test_explain_names_the_rated_movie_that_drove_a_pick(board: NMFRecommender) -> None:
+    user = {100: 5.0, 115: 1.0}
+    pick = board.recommend(user, n=1)[0]
+    explanation = board.explain(user, pick.movie_id)
+    assert explanation.because
+    assert explanation.because[0][0] == 100
+
+
+def test_group_recommendations_exclude_what_anyone_rated(board: NMFRecommender) -> None:
+    members = [{100: 5.0, 101: 5.0}, {102: 4.5, 103: 5.0}]
+    recs = board.recommend_group(members, n=5)
+    assert len(recs) == 5
+    assert {r.movie_id for r in recs}.isdisjoint({100, 101, 102, 103})
+    assert all(block_of(r.movie_id) == 0 for r in recs)
+
+
+def test_same_seed_same_model_and_different_seed_differs() -> None:
+    ratings, _ = checkerboard()
+    a = NMFRecommender(n_components=3, random_state=7).fit(ratings)
+    b = NMFRecommender(n_components=3, random_state=7).fit(ratings)
+    assert np.array_equal(a.components_, b.components_)
+
+
+def test_chat_users_never_collide_with_movielens_users() -> None:
+    movielens = pd.DataFrame({"user_id": [1, 1], "movie_id": [10, 11], "rating": [4.0, 3.0]})
+    chat = pd.DataFrame({"user_id": [1], "movie_id": [12], "rating": [5.0]})
+    matrix, ids = build_matrix(movielens, chat)
+    assert matrix.shape == (2, 3)
+    assert ids.tolist() == [10, 11, 12]
+    assert matrix.toarray().tolist() == [[4.0, 3.0, 0.0], [0.0, 0.0, 5.0]]
+
+
+def test_unfitted_and_empty_input_give_clear_errors() -> None:
+    with pytest.raises(NotFittedError):
+        NMFRecommender().recommend({1: 4.0})
+    with pytest.raises(ValueError, match="no ratings"):
+        NMFRecommender().fit(pd.DataFrame(columns=["user_id", "movie_id", "rating"]))
