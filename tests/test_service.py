@@ -1,0 +1,278 @@
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+import bot.service as service_module
+from bot import db as database
+from bot.db import ratings as rating_store
+from bot.db import runs as run_store
+from bot.errors import AmbiguousTitleError, RetrainRunningError, TitleNotFoundError, UserFacingError
+from bot.service import MovieService, ServiceConfig
+from recommender import load_bundle
+from tests.helpers import write_tiny_csv
+
+PARAMS = {"n_components": 3, "max_iter": 60}
+
+
+def make_config(tmp_path: Path, source: Path) -> ServiceConfig:
+    return ServiceConfig(
+        movielens_source=str(source),
+        data_dir=tmp_path / "data",
+        model_path=tmp_path / "models" / "model.joblib",
+        model_params=PARAMS,
+    )
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[MovieService]:
+    db = await database.connect(tmp_path / "bot.db")
+    svc = MovieService(
+        db, make_config(tmp_path, write_tiny_csv(tmp_path)), executor=ThreadPoolExecutor(1)
+    )
+    await svc.start()
+    await svc.wait_until_ready()
+    yield svc
+    await svc.close()
+    await db.close()
+
+
+async def test_startup_fits_a_model_when_none_is_saved(service: MovieService) -> None:
+    assert service.bundle is not None
+    assert service.config.model_path.is_file()
+    last = await run_store.last_success(service.db)
+    assert last is not None and last.trigger == "startup"
+
+
+async def test_a_saved_model_for_the_same_data_is_reused(
+    tmp_path: Path, service: MovieService
+) -> None:
+    trained_at = service.bundle.metadata.trained_at  # type: ignore[union-attr]
+    fresh = MovieService(service.db, service.config, executor=ThreadPoolExecutor(1))
+    await fresh.start()
+    assert fresh.bundle is not None
+    assert fresh.bundle.metadata.trained_at == trained_at
+    assert fresh._refit_task is None
+
+
+async def test_corrupt_saved_model_is_replaced_by_a_fresh_fit(service: MovieService) -> None:
+    service.config.model_path.write_bytes(b"\x80\x04garbage")
+    fresh = MovieService(service.db, service.config, executor=ThreadPoolExecutor(1))
+    await fresh.start()
+    assert fresh.bundle is None  # not loaded ...
+    await fresh.wait_until_ready()
+    assert fresh.bundle is not None  # ... refitted
+    load_bundle(service.config.model_path)  # and the file on disk is good again
+
+
+async def test_rate_and_rerate_report_the_previous_value(service: MovieService) -> None:
+    first = await service.rate_title(1, "heat", "4.5", guild_id=99)
+    assert first.movie.label == "Heat (1995)" and first.rating == 4.5 and first.previous is None
+    second = await service.rate_title(1, "Heat", 3)
+    assert second.previous == 4.5
+    assert await rating_store.for_user(service.db, 1) == {1: 3.0}
+
+
+async def test_ambiguous_and_unknown_titles_are_never_guessed(service: MovieService) -> None:
+    with pytest.raises(AmbiguousTitleError) as info:
+        await service.rate_title(1, "hamlet", 4)
+    assert {m.label for m in info.value.candidates} == {"Hamlet (1948)", "Hamlet (1996)"}
+    with pytest.raises(TitleNotFoundError):
+        await service.rate_title(1, "zzzzqqq", 4)
+    assert await rating_store.for_user(service.db, 1) == {}
+
+
+@pytest.mark.parametrize(
+    ("bad", "reply"),
+    [
+        ("4,5", "use a dot for decimals: 4.5"),
+        ("four", "isn't a rating I understand"),
+        ("NaN", "has to be a real number"),
+        ("inf", "has to be a real number"),
+        ("-1", "-1 is out of range"),
+        ("0", "0 is out of range"),
+        ("5.5", "5.5 is out of range"),
+        ("4.25", "did you mean 4 or 4.5?"),
+        ("", "isn't a rating I understand"),
+    ],
+)
+async def test_bad_ratings_are_refused_with_an_explanation(
+    service: MovieService, bad: str, reply: str
+) -> None:
+    with pytest.raises(UserFacingError) as info:
+        await service.rate_title(1, "heat", bad)
+    assert reply in str(info.value)
+    assert await rating_store.for_user(service.db, 1) == {}
+
+
+async def test_autocomplete_id_picks_the_exact_movie(service: MovieService) -> None:
+    assert service.find("#13").label == "Hamlet (1996)"
+    assert {m.label for m in service.complete("ham")} == {"Hamlet (1996)", "Hamlet (1948)"}
+
+
+async def test_recommend_uses_current_ratings_without_a_refit(service: MovieService) -> None:
+    before = await service.recommend(5, 3)
+    assert not before.personalized and before.based_on == 0
+    for title in ("notebook", "casablanca", "titanic"):
+        await service.rate_title(5, title, 5)
+    after = await service.recommend(5, 3)
+    assert after.personalized and after.based_on == 3
+    labels = [p.movie.label for p in after.picks]
+    # The two romance films this member hasn't rated come first; rated ones never come back.
+    assert set(labels[:2]) == {
+        "Amelie (Le Fabuleux destin d'Amélie Poulain) (2001)",
+        "Pride & Prejudice (2005)",
+    }
+    assert not set(labels) & {"The Notebook (2004)", "Casablanca (1942)", "Titanic (1997)"}
+
+
+async def test_recommend_filters_by_genre_and_checks_arguments(service: MovieService) -> None:
+    picks = await service.recommend(5, 5, "romance")
+    assert picks.picks and all("Romance" in p.movie.genres for p in picks.picks)
+    with pytest.raises(UserFacingError, match="genre"):
+        await service.recommend(5, 5, "Cartoons")
+    with pytest.raises(UserFacingError, match="1 to 25"):
+        await service.recommend(5, 26)
+
+
+async def test_popular_picks_while_the_model_warms_up(service: MovieService) -> None:
+    service.bundle = None
+    picks = await service.recommend(7, 4)
+    assert picks.warming_up and not picks.personalized and len(picks.picks) == 4
+
+
+async def test_unrate_myratings_forget_and_export(service: MovieService) -> None:
+    await service.rate_title(3, "heat", 4)
+    await service.rate_title(3, "casablanca", 2.5)
+    page = await service.my_ratings(3)
+    assert page.total == 2 and page.pages == 1
+    movie, removed = await service.unrate(3, 1)
+    assert movie.label == "Heat (1995)" and removed == 4.0
+    with pytest.raises(UserFacingError, match="haven't rated"):
+        await service.unrate(3, 1)
+    rows = list(csv.DictReader(io.StringIO(await service.export(3))))
+    assert rows == [{"movieId": "9", "title": "Casablanca (1942)", "rating": "2.5",
+                     "timestamp": rows[0]["timestamp"]}]  # fmt: skip
+    assert await service.forget(3) == 1
+    assert (await service.my_ratings(3)).total == 0
+    assert (await service.recommend(3, 3)).based_on == 0
+
+
+async def test_ratings_pages(service: MovieService) -> None:
+    for movie_id in range(1, 14):
+        await service.rate(4, movie_id, 3)
+    first, second = await service.my_ratings(4, 0), await service.my_ratings(4, 1)
+    assert (first.pages, len(first.items), len(second.items)) == (2, 10, 3)
+    assert (await service.my_ratings(4, 99)).page == 1
+
+
+async def test_retrain_includes_chat_ratings_and_swaps_the_model(service: MovieService) -> None:
+    await service.rate_title(11, "heat", 5)
+    await service.rate_title(12, "titanic", 4)
+    old = service.bundle
+    result = await service.retrain("admin", requested_by=11)
+    assert service.bundle is not old
+    assert (result.n_chat_ratings, result.n_chat_users) == (2, 2)
+    assert service.bundle.metadata.n_chat_ratings == 2  # type: ignore[union-attr]
+    runs = await run_store.recent(service.db)
+    assert runs[0].status == "succeeded" and runs[0].requested_by == 11
+
+
+async def test_second_retrain_while_one_runs_is_told_it_is_running(
+    service: MovieService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = threading.Event()
+    real = service_module.fit_and_save
+
+    def slow(*args: object) -> object:
+        gate.wait(10)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service_module, "fit_and_save", slow)
+    first = asyncio.create_task(service.retrain("admin", 1))
+    await asyncio.sleep(0.05)
+    with pytest.raises(RetrainRunningError, match="already running"):
+        await service.retrain("admin", 2)
+    # The event loop stays free while the fit runs in the worker.
+    started = asyncio.get_running_loop().time()
+    await asyncio.sleep(0.01)
+    assert asyncio.get_running_loop().time() - started < 0.5
+    gate.set()
+    await first
+    assert service.retrain_running_for is None
+
+
+async def test_failed_retrain_keeps_the_old_model_and_records_the_error(
+    service: MovieService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> object:
+        raise MemoryError("out of memory")
+
+    monkeypatch.setattr(service_module, "fit_and_save", broken)
+    old = service.bundle
+    with pytest.raises(UserFacingError, match="still using the previous model"):
+        await service.retrain("admin")
+    assert service.bundle is old
+    run = (await run_store.recent(service.db))[0]
+    assert run.status == "failed" and "out of memory" in (run.error or "")
+
+
+async def test_scheduler_refits_only_after_enough_changes(service: MovieService) -> None:
+    assert await service.scheduled_refit() is None  # nothing changed since start-up
+    await service.rate_title(21, "heat", 5)
+    assert await service.pending_changes() == 1
+    assert await service.scheduled_refit() is not None
+    assert await service.pending_changes() == 0
+    await service.rate_title(21, "heat", 5)  # same value again: not a change
+    assert await service.scheduled_refit() is None
+    await service.forget(21)
+    assert await service.pending_changes() == 1
+
+
+async def test_scheduler_threshold(tmp_path: Path, service: MovieService) -> None:
+    strict = MovieService(
+        service.db,
+        ServiceConfig(**{**service.config.__dict__, "refit_min_new_ratings": 3}),
+        executor=ThreadPoolExecutor(1),
+    )
+    await strict.start()
+    await strict.rate_title(31, "heat", 5)
+    await strict.rate_title(31, "titanic", 5)
+    assert await strict.scheduled_refit() is None
+    await strict.rate_title(31, "casablanca", 5)
+    assert await strict.scheduled_refit() is not None
+
+
+async def test_interrupted_fit_is_marked_failed_at_start(service: MovieService) -> None:
+    await run_store.start(service.db, "admin", 1, 0)
+    fresh = MovieService(service.db, service.config, executor=ThreadPoolExecutor(1))
+    await fresh.start()
+    runs = await run_store.recent(service.db)
+    assert runs[0].status == "failed" and "interrupted" in (runs[0].error or "")
+
+
+async def test_ratings_survive_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    db = await database.connect(path)
+    assert await rating_store.upsert(db, 1, 2, 4.5) is None
+    await db.close()
+    db = await database.connect(path)
+    assert await rating_store.for_user(db, 1) == {2: 4.5}
+    await db.close()
+
+
+async def test_database_refuses_invalid_ratings_itself(tmp_path: Path) -> None:
+    db = await database.connect(tmp_path / "r.db")
+    with pytest.raises(database.StorageError):
+        await rating_store.upsert(db, 1, 2, 4.25)
+    with pytest.raises(database.StorageError):
+        await rating_store.upsert(db, 1, 2, 6.0)
+    assert await rating_store.for_user(db, 1) == {}
+    await db.close()
