@@ -76,10 +76,12 @@ def test_console_from_a_pipe_rates_and_recommends(env: dict[str, str], tmp_path:
     assert "Rated Hamlet (1948) ★★★★ (4)." in out or "Rated Hamlet (1996) ★★★★ (4)." in out
     assert "Your previous rating was ★★★★½ (4.5)." in out
     assert "Please use a dot for decimals: 4.5, not 4,5." in out
-    assert "Your top 3 picks" in out and "Based on your 2 ratings." in out
+    assert "Your top 3 picks" in out
+    assert "Based on your 2 ratings." in out
     assert "Your ratings (2)" in out
     assert "Removed your rating of Heat (1995)" in out
-    assert "Retrained in" in out and "1 from 1 members here" in out
+    assert "Retrained in" in out
+    assert "1 from 1 members here" in out
     assert "Unknown command /bogus" in out
     assert "/forgetme" in out
     assert "Traceback" not in result.stderr
@@ -102,7 +104,8 @@ def test_train_search_recommend_similar(env: dict[str, str], tmp_path: Path) -> 
     trained = run(["train", "--components", "3", "--json"], env, cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
     info = json.loads(trained.stdout)
-    assert info["metadata"]["n_movies"] == 13 and info["bytes"] > 0
+    assert info["metadata"]["n_movies"] == 13
+    assert info["bytes"] > 0
     assert Path(env["MODEL_PATH"]).is_file()
 
     search = run(["search", "hamlet", "--json"], env, cwd=tmp_path)
@@ -154,18 +157,21 @@ def test_bad_input_is_one_line_and_nonzero(
 
 def test_missing_model_and_missing_data_are_explained(env: dict[str, str], tmp_path: Path) -> None:
     result = run(["recommend", "--rate", "Heat=4"], env, cwd=tmp_path)
-    assert result.returncode == 1 and "moviebot train" in result.stderr
+    assert result.returncode == 1
+    assert "moviebot train" in result.stderr
     env = {**env, "MOVIELENS_SOURCE": str(tmp_path / "missing.zip")}
     result = run(["console"], env, "", cwd=tmp_path)
     assert result.returncode == 1
-    assert "MovieLens data not found" in result.stderr and "MOVIELENS_SOURCE" in result.stderr
+    assert "MovieLens data not found" in result.stderr
+    assert "MOVIELENS_SOURCE" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_run_without_token_says_how_to_add_one(env: dict[str, str], tmp_path: Path) -> None:
     result = run(["run"], env, cwd=tmp_path)
     assert result.returncode == 2
-    assert "DISCORD_TOKEN is not set" in result.stderr and "moviebot console" in result.stderr
+    assert "DISCORD_TOKEN is not set" in result.stderr
+    assert "moviebot console" in result.stderr
 
 
 def test_invalid_setting_is_reported_by_name(env: dict[str, str], tmp_path: Path) -> None:

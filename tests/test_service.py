@@ -48,7 +48,8 @@ async def test_startup_fits_a_model_when_none_is_saved(service: MovieService) ->
     assert service.bundle is not None
     assert service.config.model_path.is_file()
     last = await run_store.last_success(service.db)
-    assert last is not None and last.trigger == "startup"
+    assert last is not None
+    assert last.trigger == "startup"
 
 
 async def test_a_saved_model_for_the_same_data_is_reused(
@@ -74,7 +75,9 @@ async def test_corrupt_saved_model_is_replaced_by_a_fresh_fit(service: MovieServ
 
 async def test_rate_and_rerate_report_the_previous_value(service: MovieService) -> None:
     first = await service.rate_title(1, "heat", "4.5", guild_id=99)
-    assert first.movie.label == "Heat (1995)" and first.rating == 4.5 and first.previous is None
+    assert first.movie.label == "Heat (1995)"
+    assert first.rating == 4.5
+    assert first.previous is None
     second = await service.rate_title(1, "Heat", 3)
     assert second.previous == 4.5
     assert await rating_store.for_user(service.db, 1) == {1: 3.0}
@@ -119,11 +122,13 @@ async def test_autocomplete_id_picks_the_exact_movie(service: MovieService) -> N
 
 async def test_recommend_uses_current_ratings_without_a_refit(service: MovieService) -> None:
     before = await service.recommend(5, 3)
-    assert not before.personalized and before.based_on == 0
+    assert not before.personalized
+    assert before.based_on == 0
     for title in ("notebook", "casablanca", "titanic"):
         await service.rate_title(5, title, 5)
     after = await service.recommend(5, 3)
-    assert after.personalized and after.based_on == 3
+    assert after.personalized
+    assert after.based_on == 3
     labels = [p.movie.label for p in after.picks]
     # The two romance films this member hasn't rated come first; rated ones never come back.
     assert set(labels[:2]) == {
@@ -135,7 +140,8 @@ async def test_recommend_uses_current_ratings_without_a_refit(service: MovieServ
 
 async def test_recommend_filters_by_genre_and_checks_arguments(service: MovieService) -> None:
     picks = await service.recommend(5, 5, "romance")
-    assert picks.picks and all("Romance" in p.movie.genres for p in picks.picks)
+    assert picks.picks
+    assert all("Romance" in p.movie.genres for p in picks.picks)
     with pytest.raises(UserFacingError, match="genre"):
         await service.recommend(5, 5, "Cartoons")
     with pytest.raises(UserFacingError, match="1 to 25"):
@@ -145,16 +151,20 @@ async def test_recommend_filters_by_genre_and_checks_arguments(service: MovieSer
 async def test_popular_picks_while_the_model_warms_up(service: MovieService) -> None:
     service.bundle = None
     picks = await service.recommend(7, 4)
-    assert picks.warming_up and not picks.personalized and len(picks.picks) == 4
+    assert picks.warming_up
+    assert not picks.personalized
+    assert len(picks.picks) == 4
 
 
 async def test_unrate_myratings_forget_and_export(service: MovieService) -> None:
     await service.rate_title(3, "heat", 4)
     await service.rate_title(3, "casablanca", 2.5)
     page = await service.my_ratings(3)
-    assert page.total == 2 and page.pages == 1
+    assert page.total == 2
+    assert page.pages == 1
     movie, removed = await service.unrate(3, 1)
-    assert movie.label == "Heat (1995)" and removed == 4.0
+    assert movie.label == "Heat (1995)"
+    assert removed == 4.0
     with pytest.raises(UserFacingError, match="haven't rated"):
         await service.unrate(3, 1)
     rows = list(csv.DictReader(io.StringIO(await service.export(3))))
@@ -182,7 +192,8 @@ async def test_retrain_includes_chat_ratings_and_swaps_the_model(service: MovieS
     assert (result.n_chat_ratings, result.n_chat_users) == (2, 2)
     assert service.bundle.metadata.n_chat_ratings == 2  # type: ignore[union-attr]
     runs = await run_store.recent(service.db)
-    assert runs[0].status == "succeeded" and runs[0].requested_by == 11
+    assert runs[0].status == "succeeded"
+    assert runs[0].requested_by == 11
 
 
 async def test_second_retrain_while_one_runs_is_told_it_is_running(
@@ -221,7 +232,8 @@ async def test_failed_retrain_keeps_the_old_model_and_records_the_error(
         await service.retrain("admin")
     assert service.bundle is old
     run = (await run_store.recent(service.db))[0]
-    assert run.status == "failed" and "out of memory" in (run.error or "")
+    assert run.status == "failed"
+    assert "out of memory" in (run.error or "")
 
 
 async def test_scheduler_refits_only_after_enough_changes(service: MovieService) -> None:
@@ -255,7 +267,8 @@ async def test_interrupted_fit_is_marked_failed_at_start(service: MovieService) 
     fresh = MovieService(service.db, service.config, executor=ThreadPoolExecutor(1))
     await fresh.start()
     runs = await run_store.recent(service.db)
-    assert runs[0].status == "failed" and "interrupted" in (runs[0].error or "")
+    assert runs[0].status == "failed"
+    assert "interrupted" in (runs[0].error or "")
 
 
 async def test_ratings_survive_a_reopen(tmp_path: Path) -> None:
