@@ -16,6 +16,7 @@ from typing import TextIO
 from bot import formatting as fmt
 from bot.errors import AmbiguousTitleError, UserFacingError
 from bot.service import MovieService
+from bot.text import escape
 from recommender import Movie
 
 CONSOLE_USER_ID = 0
@@ -79,7 +80,7 @@ class Console:
         name, _, rest = text[1:].partition(" ")
         command = self._commands.get(name.lower())
         if command is None:
-            self.say(f"Unknown command /{fmt.escape(name, 30)}. Type /help for the list.")
+            self.say(f"Unknown command /{escape(name, 30)}. Type /help for the list.")
             return True
         if name.lower() != "forgetme":
             self._confirm_forget = False
@@ -189,7 +190,7 @@ class Console:
             raise UserFacingError("Usage: /search <title>")
         movies = self.service.complete(args, 10)
         if not movies:
-            raise UserFacingError(f"No movie matches “{fmt.escape(args)}”.")
+            raise UserFacingError(f"No movie matches “{escape(args)}”.")
         for line in fmt.candidates_lines(tuple(movies)):
             self.say(line)
 

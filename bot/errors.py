@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.text import escape
 from recommender.catalog import Movie
 
 
@@ -14,8 +15,8 @@ class TitleNotFoundError(UserFacingError):
 
     def __init__(self, query: str) -> None:
         super().__init__(
-            f"I couldn't find a movie called “{query}”. Check the spelling, or start typing and "
-            "pick one from the suggestions."
+            f"I couldn't find a movie called “{escape(query)}”. "
+            "Check the spelling, or start typing and pick one from the suggestions."
         )
         self.query = query
 
@@ -24,7 +25,7 @@ class AmbiguousTitleError(UserFacingError):
     """Several movies match the typed title equally well; the member has to choose."""
 
     def __init__(self, query: str, candidates: tuple[Movie, ...]) -> None:
-        super().__init__(f"“{query}” matches several movies. Which one do you mean?")
+        super().__init__(f"“{escape(query)}” matches several movies. Which one do you mean?")
         self.query = query
         self.candidates = candidates
 

@@ -26,12 +26,6 @@ HELP_COMMANDS = (
 )
 
 
-def escape(text: str, limit: int = 100) -> str:
-    """Return user-typed text safe to echo: cut short, no Markdown, no mentions."""
-    short = text if len(text) <= limit else text[: limit - 1] + "…"
-    return discord.utils.escape_mentions(discord.utils.escape_markdown(short))
-
-
 def movie_name(movie: Movie) -> str:
     """Return the movie's label in bold, Markdown-escaped."""
     return f"**{discord.utils.escape_markdown(movie.label)}**"

@@ -6,6 +6,7 @@ import math
 import re
 
 from bot.errors import UserFacingError
+from bot.text import escape
 
 MIN_RATING = 0.5
 MAX_RATING = 5.0
@@ -50,7 +51,7 @@ def parse_rating(value: str | float) -> float:
                 number = float(text)
             except ValueError:
                 raise UserFacingError(
-                    f"“{text[:20]}” isn't a rating I understand. {_HELP}"
+                    f"“{escape(text, 20)}” isn't a rating I understand. {_HELP}"
                 ) from None
     else:
         number = float(value)

@@ -33,6 +33,7 @@ from bot.errors import (
     UserFacingError,
 )
 from bot.ratings import parse_rating
+from bot.text import escape
 from recommender import (
     Catalog,
     Dataset,
@@ -257,6 +258,10 @@ class MovieService:
             raise UserFacingError("That movie isn't in the catalog any more.")
         return movie
 
+    def find_id(self, movie_id: int) -> Movie | None:
+        """Return a catalog movie by id, or None."""
+        return self._catalog().get(movie_id)
+
     def genres(self) -> list[str]:
         """Return the genre names members can filter by."""
         return self._catalog().genres
@@ -268,7 +273,7 @@ class MovieService:
         match = known.get(genre.strip().casefold())
         if match is None:
             raise UserFacingError(
-                f"I don't know the genre “{genre.strip()[:40]}”. "
+                f"I don't know the genre “{escape(genre.strip(), 40)}”. "
                 f"Try one of: {', '.join(known.values())}."
             )
         return match
@@ -298,6 +303,10 @@ class MovieService:
         if removed is None:
             raise UserFacingError(f"You haven't rated {movie.label}.")
         return movie, removed
+
+    async def rated_movies(self, user_id: int) -> dict[int, float]:
+        """Return a member's ratings as movie id -> stars."""
+        return await rating_store.for_user(self.db, user_id)
 
     async def my_ratings(self, user_id: int, page: int = 0) -> RatingsPage:
         """Return one page of a member's ratings, newest first."""

@@ -69,10 +69,26 @@ def write_tiny_csv(folder: Path, *, zip_name: str | None = "ml-tiny.zip") -> Pat
 
 
 ML100K_GENRES = (
-    "unknown|0", "Action|1", "Adventure|2", "Animation|3", "Children's|4", "Comedy|5", "Crime|6",
-    "Documentary|7", "Drama|8", "Fantasy|9", "Film-Noir|10", "Horror|11", "Musical|12",
-    "Mystery|13", "Romance|14", "Sci-Fi|15", "Thriller|16", "War|17", "Western|18",
-)  # fmt: skip
+    "unknown|0",
+    "Action|1",
+    "Adventure|2",
+    "Animation|3",
+    "Children's|4",
+    "Comedy|5",
+    "Crime|6",
+    "Documentary|7",
+    "Drama|8",
+    "Fantasy|9",
+    "Film-Noir|10",
+    "Horror|11",
+    "Musical|12",
+    "Mystery|13",
+    "Romance|14",
+    "Sci-Fi|15",
+    "Thriller|16",
+    "War|17",
+    "Western|18",
+)
 
 
 def write_100k(folder: Path) -> Path:

@@ -54,19 +54,24 @@ def trained_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def test_console_from_a_pipe_rates_and_recommends(env: dict[str, str], tmp_path: Path) -> None:
-    script = "\n".join([
-        "/rate Heat 4.5",
-        "/rate hamlet 4",
-        "2",
-        "/rate Heat 5",
-        "/rate Heat 4,5",
-        "/recommend 3",
-        "/myratings",
-        "/unrate Heat",
-        "/retrain",
-        "/bogus",
-        "/help",
-    ]) + "\n"  # fmt: skip
+    script = (
+        "\n".join(
+            [
+                "/rate Heat 4.5",
+                "/rate hamlet 4",
+                "2",
+                "/rate Heat 5",
+                "/rate Heat 4,5",
+                "/recommend 3",
+                "/myratings",
+                "/unrate Heat",
+                "/retrain",
+                "/bogus",
+                "/help",
+            ]
+        )
+        + "\n"
+    )
     result = run([], env, script, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -114,15 +119,20 @@ def test_train_search_recommend_similar(env: dict[str, str], tmp_path: Path) -> 
     assert found["resolved"] is None
     assert {m["title"] for m in found["matches"]} == {"Hamlet (1948)", "Hamlet (1996)"}
 
-    rec = run(["recommend", "--rate", "Casablanca=5", "--rate", "Titanic=4.5", "-n", "2", "--json"],
-              env, cwd=tmp_path)  # fmt: skip
+    rec = run(
+        ["recommend", "--rate", "Casablanca=5", "--rate", "Titanic=4.5", "-n", "2", "--json"],
+        env,
+        cwd=tmp_path,
+    )
     assert rec.returncode == 0, rec.stderr
     picks = json.loads(rec.stdout)
     assert picks["based_on"] == 2
     assert {p["title"] for p in picks["recommendations"]} <= {
-        "The Notebook (2004)", "Pride & Prejudice (2005)",
-        "Amelie (Le Fabuleux destin d'Amélie Poulain) (2001)", "Hamlet (1996)",
-    }  # fmt: skip
+        "The Notebook (2004)",
+        "Pride & Prejudice (2005)",
+        "Amelie (Le Fabuleux destin d'Amélie Poulain) (2001)",
+        "Hamlet (1996)",
+    }
 
     by_user = run(["recommend", "--user", "1", "-n", "3"], env, cwd=tmp_path)
     assert by_user.returncode == 0, by_user.stderr

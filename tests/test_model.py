@@ -99,8 +99,9 @@ def test_a_new_rating_changes_the_next_recommendations(board: NMFRecommender) ->
 def test_fold_in_matches_sklearn_transform(board: NMFRecommender) -> None:
     ratings, _ = checkerboard()
     matrix, ids = build_matrix(ratings)
-    nmf = NMF(n_components=2, init="nndsvda", solver="mu", alpha_W=0.0, max_iter=300,
-              random_state=0).fit(matrix.astype(np.float64))  # fmt: skip
+    nmf = NMF(
+        n_components=2, init="nndsvda", solver="mu", alpha_W=0.0, max_iter=300, random_state=0
+    ).fit(matrix.astype(np.float64))
     assert np.allclose(nmf.components_, board.components_)
     user = {100: 5.0, 103: 4.0, 107: 2.5}
     row = np.zeros((1, len(ids)))
@@ -114,8 +115,14 @@ def test_fold_in_matches_sklearn_transform(board: NMFRecommender) -> None:
 @pytest.mark.movielens
 def test_fold_in_matches_sklearn_transform_on_movielens(fitted: NMFRecommender, movielens) -> None:
     _matrix, ids = build_matrix(movielens.ratings)
-    nmf = NMF(n_components=fitted.n_components, init="nndsvda", solver="mu", alpha_W=fitted.alpha,
-              max_iter=fitted.max_iter, random_state=0)  # fmt: skip
+    nmf = NMF(
+        n_components=fitted.n_components,
+        init="nndsvda",
+        solver="mu",
+        alpha_W=fitted.alpha,
+        max_iter=fitted.max_iter,
+        random_state=0,
+    )
     nmf.components_ = fitted.components_
     nmf.n_components_ = fitted.components_.shape[0]
     nmf.n_features_in_ = len(ids)

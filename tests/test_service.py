@@ -168,8 +168,14 @@ async def test_unrate_myratings_forget_and_export(service: MovieService) -> None
     with pytest.raises(UserFacingError, match="haven't rated"):
         await service.unrate(3, 1)
     rows = list(csv.DictReader(io.StringIO(await service.export(3))))
-    assert rows == [{"movieId": "9", "title": "Casablanca (1942)", "rating": "2.5",
-                     "timestamp": rows[0]["timestamp"]}]  # fmt: skip
+    assert rows == [
+        {
+            "movieId": "9",
+            "title": "Casablanca (1942)",
+            "rating": "2.5",
+            "timestamp": rows[0]["timestamp"],
+        }
+    ]
     assert await service.forget(3) == 1
     assert (await service.my_ratings(3)).total == 0
     assert (await service.recommend(3, 3)).based_on == 0

@@ -1,0 +1,365 @@
+"""The cogs through the real discord.py client, against the fake Discord API on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import discord
+import discord.gateway
+import discord.http
+import pytest
+import yarl
+
+from bot import db as database
+from bot.client import APOLOGY, MovieBot
+from bot.db import ratings as rating_store
+from bot.service import MovieService, ServiceConfig
+from bot.settings import Settings
+from tests.fake_discord import ADMIN_PERMISSIONS, FakeDiscord, components
+from tests.helpers import write_tiny_csv
+
+TOKEN = "fake-token-for-tests"
+
+
+@dataclass
+class Harness:
+    fake: FakeDiscord
+    bot: MovieBot
+    service: MovieService
+
+
+async def start_harness(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **settings: object
+) -> AsyncIterator[Harness]:
+    fake = FakeDiscord(heartbeat_interval_ms=int(settings.pop("heartbeat_ms", 41_250)))  # type: ignore[call-overload]
+    await fake.start()
+    monkeypatch.setattr(discord.http.Route, "BASE", fake.base_url)
+    monkeypatch.setattr(
+        discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url)
+    )
+    db = await database.connect(tmp_path / "bot.db")
+    config = ServiceConfig(
+        movielens_source=str(write_tiny_csv(tmp_path)),
+        data_dir=tmp_path / "data",
+        model_path=tmp_path / "model.joblib",
+        model_params={"n_components": 3, "max_iter": 60},
+    )
+    service = MovieService(db, config, executor=ThreadPoolExecutor(1))
+    await service.start()
+    await service.wait_until_ready()
+    values: dict[str, object] = {
+        "discord_token": TOKEN,
+        "refit_interval_minutes": 0,
+        "command_cooldown_burst": 50,
+        **settings,
+    }
+    bot = MovieBot(service, Settings(_env_file=None, **values))  # type: ignore[arg-type]
+    runner = asyncio.create_task(bot.start(TOKEN))
+    await asyncio.wait_for(fake.ready.wait(), 10)
+    await asyncio.wait_for(bot.wait_until_ready(), 10)
+    try:
+        yield Harness(fake, bot, service)
+    finally:
+        await bot.close()
+        await asyncio.wait_for(runner, 10)
+        await service.close()
+        await db.close()
+        await fake.stop()
+
+
+@pytest.fixture
+async def h(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
+    async for harness in start_harness(tmp_path, monkeypatch):
+        yield harness
+
+
+def assert_quiet(exchange_payloads: list[dict]) -> None:
+    """Every message the bot sent allows no mentions, so nothing it echoes can ping anyone."""
+    messages = [p for p in exchange_payloads if p.get("content") or p.get("embeds")]
+    assert messages
+    for payload in messages:
+        assert payload.get("allowed_mentions", {}).get("parse") == [], payload
+
+
+async def test_login_syncs_commands_once_and_not_again_when_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async for h in start_harness(tmp_path, monkeypatch):
+        names = {c["name"] for c in h.fake.global_command_syncs[0]}
+        assert names == {
+            "rate",
+            "unrate",
+            "recommend",
+            "myratings",
+            "export",
+            "forgetme",
+            "retrain",
+            "help",
+        }
+        retrain = next(c for c in h.fake.global_command_syncs[0] if c["name"] == "retrain")
+        assert int(retrain["default_member_permissions"]) == 32  # Manage Server
+    async for h in start_harness(tmp_path, monkeypatch):
+        assert h.fake.global_command_syncs == []  # same definitions: no global sync on boot
+
+
+async def test_dev_guild_gets_commands_instantly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async for h in start_harness(tmp_path, monkeypatch, dev_guild_id=123):
+        assert len(h.fake.guild_command_syncs) == 1
+        assert (
+            "PUT",
+            f"/applications/{h.bot.application_id}/guilds/123/commands",
+        ) in h.fake.requests
+
+
+async def test_rate_autocomplete_offers_titles_carrying_the_id(h: Harness) -> None:
+    ex = await h.fake.settle(await h.fake.autocomplete("rate", {"title": "hea"}, "title"))
+    choices = ex.responses[0]["data"]["choices"]
+    assert ex.responses[0]["type"] == 8
+    assert choices[:2] == [
+        {"name": "Heat (1995)", "value": "#1"},
+        {"name": "The Heat (2013)", "value": "#6"},
+    ]
+
+
+async def test_rate_by_autocomplete_pick_and_rerate(h: Harness) -> None:
+    ex = await h.fake.settle(await h.fake.command("rate", {"title": "#1", "rating": 4.5}))
+    assert ex.responses[0]["type"] == 5
+    assert ex.responses[0]["data"]["flags"] == 64
+    assert "Rated **Heat (1995)** ★★★★½ (4.5)." in ex.text()
+    ex = await h.fake.settle(await h.fake.command("rate", {"title": "heat", "rating": 3.0}))
+    assert "Your previous rating was ★★★★½ (4.5)." in ex.text()
+    assert ex.first_response_seconds < 3
+    assert await rating_store.for_user(h.service.db, 1001) == {1: 3.0}
+
+
+async def test_ambiguous_title_asks_with_a_menu_then_saves_the_choice(h: Harness) -> None:
+    ex = await h.fake.settle(await h.fake.command("rate", {"title": "hamlet", "rating": 4.0}))
+    assert "matches several movies" in ex.text()
+    message = h.fake.last_message(ex)
+    select = components(message)[0]
+    assert select["type"] == 3
+    options = {o["label"]: o["value"] for o in select["options"]}
+    assert set(options) == {"Hamlet (1948)", "Hamlet (1996)"}
+    assert await rating_store.for_user(h.service.db, 1001) == {}  # nothing guessed
+    # Someone else cannot pick for this member.
+    other = await h.fake.settle(
+        await h.fake.click(
+            message,
+            select["custom_id"],
+            values=[options["Hamlet (1948)"]],
+            component_type=3,
+            user_id=2002,
+        )
+    )
+    assert "someone else's" in other.text()
+    pick = await h.fake.settle(
+        await h.fake.click(
+            message, select["custom_id"], values=[options["Hamlet (1948)"]], component_type=3
+        )
+    )
+    assert pick.responses[0]["type"] == 7
+    assert "Rated **Hamlet (1948)** ★★★★ (4)." in pick.text()
+    assert await rating_store.for_user(h.service.db, 1001) == {12: 4.0}
+
+
+async def test_unknown_title_and_bad_rating_get_friendly_errors(h: Harness) -> None:
+    ex = await h.fake.settle(await h.fake.command("rate", {"title": "zzzqqq", "rating": 4.0}))
+    assert "couldn't find a movie called “zzzqqq”" in ex.text()
+    ex = await h.fake.settle(await h.fake.command("rate", {"title": "heat", "rating": 4.25}))
+    assert "did you mean 4 or 4.5?" in ex.text()
+    assert ex.responses[0]["data"]["flags"] == 64
+    assert await rating_store.for_user(h.service.db, 1001) == {}
+
+
+async def test_recommend_before_and_after_rating(h: Harness) -> None:
+    ex = await h.fake.settle(await h.fake.command("recommend", {"count": 3}))
+    embed = ex.messages[0]["embeds"][0]
+    assert embed["title"] == "Popular picks"
+    assert "rate a few films with /rate" in embed["footer"]["text"]
+    for title in ("#7", "#9", "#10"):
+        await h.fake.settle(await h.fake.command("rate", {"title": title, "rating": 5.0}))
+    ex = await h.fake.settle(await h.fake.command("recommend", {"count": 2}))
+    embed = ex.messages[0]["embeds"][0]
+    assert embed["title"] == "Your top 2 picks"
+    assert "Based on your 3 ratings." in embed["footer"]["text"]
+    assert "Pride & Prejudice (2005)" in embed["description"]
+    assert "[IMDb](https://www.imdb.com/title/tt" in embed["description"]
+    assert ex.first_response_seconds < 3
+
+
+async def test_recommend_genre_autocomplete_and_unknown_genre(h: Harness) -> None:
+    ex = await h.fake.settle(await h.fake.autocomplete("recommend", {"genre": "rom"}, "genre"))
+    assert ex.responses[0]["data"]["choices"] == [{"name": "Romance", "value": "Romance"}]
+    ex = await h.fake.settle(await h.fake.command("recommend", {"genre": "Cartoons"}))
+    assert "I don't know the genre “Cartoons”" in ex.text()
+
+
+async def test_retrain_as_admin_and_refused_for_members(h: Harness) -> None:
+    ex = await h.fake.settle(await h.fake.command("retrain"))
+    assert "Only members with the Manage Server permission" in ex.text()
+    ex = await h.fake.settle(
+        await h.fake.command("retrain", permissions=ADMIN_PERMISSIONS), within=60
+    )
+    assert ex.responses[0]["type"] == 5
+    assert "Retrained in" in ex.text()
+    assert "The new model is live." in ex.text()
+
+
+async def test_second_retrain_while_one_runs_is_friendly(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import bot.service as service_module
+
+    gate = threading.Event()
+    real = service_module.fit_and_save
+
+    def slow(*args: object) -> object:
+        gate.wait(10)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service_module, "fit_and_save", slow)
+    first = await h.fake.command("retrain", permissions=ADMIN_PERMISSIONS)
+    await asyncio.wait_for(first.answered.wait(), 5)
+    second = await h.fake.settle(await h.fake.command("retrain", permissions=ADMIN_PERMISSIONS))
+    assert "already running" in second.text()
+    # Other members are served while the refit runs.
+    quick = await h.fake.settle(await h.fake.command("recommend", {"count": 1}, user_id=3003))
+    assert quick.first_response_seconds < 3
+    gate.set()
+    await h.fake.settle(first, within=60)
+    assert "Retrained in" in first.text()
+
+
+async def test_myratings_pages_with_buttons(h: Harness) -> None:
+    for movie_id in range(1, 14):
+        await h.service.rate(1001, movie_id, 3.5)
+    ex = await h.fake.settle(await h.fake.command("myratings"))
+    message = h.fake.last_message(ex)
+    assert message["embeds"][0]["footer"]["text"] == "Page 1 of 2"
+    buttons = {c["label"]: c for c in components(message)}
+    assert buttons["Previous"]["disabled"] is True
+    nxt = await h.fake.settle(await h.fake.click(message, buttons["Next"]["custom_id"]))
+    assert nxt.responses[0]["data"]["embeds"][0]["footer"]["text"] == "Page 2 of 2"
+
+
+async def test_export_sends_a_csv_and_forgetme_needs_the_button(h: Harness) -> None:
+    await h.service.rate(1001, 9, 4.5)
+    ex = await h.fake.settle(await h.fake.command("export"))
+    name, data = ex.files[0]
+    assert name == "moviebot-ratings.csv"
+    rows = list(csv.DictReader(io.StringIO(data.decode())))
+    assert rows[0]["title"] == "Casablanca (1942)"
+    assert rows[0]["rating"] == "4.5"
+
+    ex = await h.fake.settle(await h.fake.command("forgetme"))
+    assert "can't be undone" in ex.text()
+    assert await rating_store.for_user(h.service.db, 1001) == {9: 4.5}
+    message = h.fake.last_message(ex)
+    confirm = next(c for c in components(message) if c["label"] == "Delete all my ratings")
+    done = await h.fake.settle(await h.fake.click(message, confirm["custom_id"]))
+    assert "Deleted all 1 of your ratings" in done.text()
+    assert await rating_store.for_user(h.service.db, 1001) == {}
+
+
+async def test_help_lists_every_command(h: Harness) -> None:
+    ex = await h.fake.settle(await h.fake.command("help"))
+    text = ex.text()
+    for name in (
+        "/rate",
+        "/unrate",
+        "/recommend",
+        "/myratings",
+        "/export",
+        "/forgetme",
+        "/retrain",
+    ):
+        assert name in text
+
+
+async def test_unexpected_error_is_logged_and_the_member_gets_an_apology(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(h.service, "recommend", broken)
+    with caplog.at_level(logging.ERROR):
+        ex = await h.fake.settle(await h.fake.command("recommend"))
+    assert APOLOGY in ex.text()
+    assert any(
+        "boom" in (r.exc_text or "") or (r.exc_info and "boom" in str(r.exc_info[1]))
+        for r in caplog.records
+    )
+
+
+async def test_bursts_are_slowed_down_with_a_clear_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async for h in start_harness(
+        tmp_path, monkeypatch, command_cooldown_burst=2, command_cooldown_seconds=60
+    ):
+        for _ in range(2):
+            await h.fake.settle(await h.fake.command("help"))
+        ex = await h.fake.settle(await h.fake.command("help"))
+        assert "You're going a bit fast. Try again in" in ex.text()
+        other = await h.fake.settle(await h.fake.command("help", user_id=4004))
+        assert "moviebot" in other.text()
+
+
+async def test_replies_never_ping_anyone(h: Harness) -> None:
+    ex = await h.fake.settle(
+        await h.fake.command("rate", {"title": "@everyone <@&1> <@42>", "rating": 4.0})
+    )
+    assert_quiet(ex.all_payloads())
+    assert "@everyone" not in ex.text().replace("@\u200beveryone", "")
+
+
+async def test_heartbeats_keep_flowing_during_a_refit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import bot.service as service_module
+
+    gate = threading.Event()
+    real = service_module.fit_and_save
+
+    def slow(*args: object) -> object:
+        gate.wait(5)
+        return real(*args)  # type: ignore[arg-type]
+
+    async for h in start_harness(tmp_path, monkeypatch, heartbeat_ms=200):
+        monkeypatch.setattr(service_module, "fit_and_save", slow)
+        task = asyncio.create_task(h.service.retrain("admin"))
+        await asyncio.sleep(0.1)
+        before = len(h.fake.heartbeats)
+        await asyncio.sleep(1.2)
+        assert len(h.fake.heartbeats) - before >= 4
+        gate.set()
+        await task
+
+
+async def test_bot_keeps_serving_after_a_gateway_reconnect(h: Harness) -> None:
+    await h.fake.force_reconnect()
+    await asyncio.wait_for(h.fake.ready.wait(), 15)
+    assert h.fake.resumes == 1
+    ex = await h.fake.settle(await h.fake.command("help"))
+    assert "moviebot" in ex.text()
+
+
+def test_token_is_never_in_settings_repr() -> None:
+    settings = Settings(_env_file=None, discord_token=TOKEN)  # type: ignore[call-arg]
+    assert TOKEN not in repr(settings)
+    assert TOKEN not in json.dumps(settings.model_dump(mode="json"))
