@@ -45,12 +45,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """Return a Markdown table."""
     cells = [[str(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    line = lambda values: (
-        "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)) + " |"
-    )
-    return "\n".join(
-        [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, cells)]
-    )
+
+    def line(values: Sequence[str]) -> str:
+        return "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(headers), rule, *map(line, cells)])
 
 
 def machine() -> str:

@@ -353,17 +353,22 @@ class Catalog:
     # ------------------------------------------------------------------ scoring
 
     @staticmethod
-    def _tier(query: str, tokens: Sequence[str], keys: _Keys) -> int:
-        best = 0
+    def _tier(query: str, tokens: Sequence[str], keys: _Keys, indexed: bool) -> int:
+        """Return how well ``query`` matches a movie's keys (see the tier constants).
+
+        ``indexed`` says the prefix index already found every query token as a prefix of a word
+        of the movie's titles, which guarantees at least :data:`ALL_PREFIXES`.
+        """
+        best = ALL_PREFIXES if indexed else 0
         for (key, exact_tier), key_tokens in zip(keys.exact, keys.tokens, strict=True):
             if key == query:
                 return exact_tier
             if key.startswith(query):
-                best = max(best, STARTS_WITH)
-            elif all(t in key_tokens for t in tokens):
-                best = max(best, ALL_WORDS)
-            elif all(any(k.startswith(t) for k in key_tokens) for t in tokens):
-                best = max(best, ALL_PREFIXES)
+                best = STARTS_WITH
+            elif best < ALL_WORDS and all(t in key_tokens for t in tokens):
+                best = ALL_WORDS
+            elif not best and all(any(k.startswith(t) for k in key_tokens) for t in tokens):
+                best = ALL_PREFIXES
         if best:
             return best
         fuzzy = 0.0
@@ -421,8 +426,12 @@ class Catalog:
             bare = " ".join(bare_tokens)
 
         candidates = self._candidates(tokens, typos=False)
+        indexed = set(candidates[:_SCORE_LIMIT].tolist())
+        indexed_bare = indexed
         if year is not None:
-            candidates = np.union1d(candidates, self._candidates(bare_tokens, typos=False))
+            bare_candidates = self._candidates(bare_tokens, typos=False)
+            indexed_bare = set(bare_candidates[:_SCORE_LIMIT].tolist())
+            candidates = np.union1d(candidates, bare_candidates)
         if candidates.size < limit and typos:
             candidates = np.union1d(candidates, self._candidates(bare_tokens, typos=True))
         candidates = candidates[:_SCORE_LIMIT]
@@ -434,9 +443,9 @@ class Catalog:
         scored: list[tuple[int, int]] = []
         for position in candidates.tolist():
             keys = self._keys[position]
-            score = self._tier(folded, tokens, keys)
+            score = self._tier(folded, tokens, keys, position in indexed)
             if year is not None:
-                bare_score = self._tier(bare, bare_tokens, keys)
+                bare_score = self._tier(bare, bare_tokens, keys, position in indexed_bare)
                 bare_score += YEAR_BONUS if self._movies[position].year == year else -YEAR_BONUS
                 score = max(score, bare_score)
             if score >= FUZZY_MAX * 0.6:

@@ -1,0 +1,129 @@
+"""Refit time and peak memory against data size: NMF (ours) next to a PureSVD fit (scipy).
+
+Sizes: ml-latest-small plus 300 simulated chat members (the bot's everyday refit), and
+synthetic rating sets shaped like MovieLens (power-law popularity and activity, half stars)
+at 1M, 10M and 25M ratings (25M: 162k users x 59k movies). Each fit runs in its own process so
+its peak memory (max RSS) is its own.
+
+    uv run python benchmarks/bench_fit.py                 # small + 1M
+    uv run python benchmarks/bench_fit.py --sizes small,1M,10M,25M --repeat 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+
+from benchmarks._common import machine, movielens_source, table
+
+SHAPES = {  # ratings: (users, movies), proportions of MovieLens' own sets
+    "1M": (6_040, 3_700),
+    "10M": (69_878, 10_677),
+    "25M": (162_541, 59_047),
+}
+
+
+def synthetic_ratings(n_ratings: int, n_users: int, n_movies: int, seed: int = 0) -> pd.DataFrame:
+    """Return ratings with Zipf-like movie popularity and user activity, in half stars."""
+    rng = np.random.default_rng(seed)
+    movie_weight = 1.0 / np.arange(1, n_movies + 1) ** 0.9
+    user_weight = 1.0 / np.arange(1, n_users + 1) ** 0.6
+    draw = int(n_ratings * 1.3)
+    frame = pd.DataFrame(columns=["user_id", "movie_id"])
+    while len(frame) < n_ratings:  # sample with repeats, keep one rating per (user, movie)
+        users = rng.choice(n_users, draw, p=user_weight / user_weight.sum())
+        movies = rng.choice(n_movies, draw, p=movie_weight / movie_weight.sum())
+        more = pd.DataFrame({"user_id": users, "movie_id": movies})
+        frame = pd.concat([frame, more]).drop_duplicates()
+        draw *= 2
+    frame = frame.iloc[:n_ratings].astype(np.int64)
+    quality = rng.normal(3.5, 0.5, n_movies)
+    stars = np.clip(np.round((quality[frame["movie_id"]] + rng.normal(0, 0.9, len(frame))) * 2) / 2,
+                    0.5, 5.0)  # fmt: skip
+    frame["rating"] = stars.astype(np.float32)
+    return frame.reset_index(drop=True)
+
+
+def chat_members(movie_ids: np.ndarray, n_members: int = 300, per_member: int = 20) -> pd.DataFrame:
+    """Return simulated chat members' ratings of real movies."""
+    rng = np.random.default_rng(1)
+    rows = [(m, int(movie), float(rng.choice(np.arange(1, 11) / 2)))
+            for m in range(n_members) for movie in rng.choice(movie_ids[:2000], per_member, replace=False)]  # fmt: skip
+    return pd.DataFrame(rows, columns=["user_id", "movie_id", "rating"])
+
+
+def one(size: str, model: str) -> dict[str, float]:
+    """Fit one model on one data size in this process; return seconds and peak RSS."""
+    from recommender import NMFRecommender, load_dataset
+    from recommender.baselines import PureSVDRecommender
+
+    if size == "small":
+        data = load_dataset(movielens_source(), progress=False)
+        ratings, extra = data.ratings, chat_members(data.movies["movie_id"].to_numpy())
+    else:
+        n_users, n_movies = SHAPES[size]
+        ratings = synthetic_ratings(int(float(size[:-1]) * 1e6), n_users, n_movies)
+        extra = None
+    started = time.perf_counter()
+    if model == "nmf":
+        fitted = NMFRecommender().fit(ratings, extra)
+        iterations = fitted.n_iter_
+    else:
+        combined = (
+            ratings
+            if extra is None
+            else pd.concat([ratings, extra.assign(user_id=extra["user_id"] + 10**9)])
+        )
+        PureSVDRecommender(50).fit(combined)
+        iterations = 0
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB
+    n = len(ratings) + (0 if extra is None else len(extra))
+    return {"seconds": seconds, "peak_mib": peak, "ratings": n, "iterations": iterations}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="small,1M")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--one", nargs=2, metavar=("SIZE", "MODEL"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one(*args.one)))
+        return
+    rows = []
+    for size in args.sizes.split(","):
+        results: dict[str, list[dict[str, float]]] = {"nmf": [], "svd": []}
+        for _ in range(args.repeat):
+            for model in results:  # alternate, so both see the same machine load
+                out = subprocess.run([sys.executable, "-m", "benchmarks.bench_fit", "--one", size, model],
+                                     capture_output=True, text=True, check=True)  # fmt: skip
+                results[model].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        nmf_s = float(np.median([r["seconds"] for r in results["nmf"]]))
+        svd_s = float(np.median([r["seconds"] for r in results["svd"]]))
+        rows.append([
+            "ml-latest-small + 300 chat members" if size == "small" else f"synthetic {size}",
+            f"{int(results['nmf'][0]['ratings']):,}", f"{nmf_s:.2f}",
+            f"{max(r['peak_mib'] for r in results['nmf']):,.0f}",
+            f"{int(results['nmf'][0]['iterations'])}",
+            f"{svd_s:.2f}", f"{max(r['peak_mib'] for r in results['svd']):,.0f}",
+            f"{nmf_s / svd_s:.1f}x",
+        ])  # fmt: skip
+    print(f"Machine: {machine()}\n")
+    print(
+        f"Fit time (median of {args.repeat}) and peak RSS; NMF k=100, 100 iterations max; "
+        "PureSVD k=50\n"
+    )
+    print(table(["data", "ratings", "NMF s", "NMF peak MiB", "NMF iterations", "PureSVD s",
+                 "PureSVD peak MiB", "NMF / PureSVD time"], rows))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
