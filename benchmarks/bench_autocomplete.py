@@ -21,10 +21,32 @@ from recommender import Catalog, load_dataset
 from recommender.catalog import fold
 
 QUERIES = [
-    "h", "he", "hea", "heat", "the", "the m", "the matr", "star w", "star wars", "shawsh",
-    "shawshenk", "godfath", "amelie", "se7en", "la haine", "hamlet 1948", "toy story 3",
-    "lord of the r", "pulp fictoin", "incep", "a", "x", "zz", "blade runner 2049", "cite des",
-]  # fmt: skip
+    "h",
+    "he",
+    "hea",
+    "heat",
+    "the",
+    "the m",
+    "the matr",
+    "star w",
+    "star wars",
+    "shawsh",
+    "shawshenk",
+    "godfath",
+    "amelie",
+    "se7en",
+    "la haine",
+    "hamlet 1948",
+    "toy story 3",
+    "lord of the r",
+    "pulp fictoin",
+    "incep",
+    "a",
+    "x",
+    "zz",
+    "blade runner 2049",
+    "cite des",
+]
 
 
 def extended_movies(movies: pd.DataFrame, size: int, seed: int = 0) -> pd.DataFrame:
@@ -75,13 +97,35 @@ def main() -> None:
             scan(folded, query)
             base.append(time.perf_counter() - t0)
         ours_a, base_a = np.array(ours), np.array(base)
-        rows.append([label, f"{len(catalog):,}", f"{build:.2f}", ms(ours_a, 50), ms(ours_a, 99),
-                     f"{ours_a.max() * 1e3:.3f}", ms(base_a, 50),
-                     f"{np.median(base_a) / np.median(ours_a):.0f}x"])  # fmt: skip
+        rows.append(
+            [
+                label,
+                f"{len(catalog):,}",
+                f"{build:.2f}",
+                ms(ours_a, 50),
+                ms(ours_a, 99),
+                f"{ours_a.max() * 1e3:.3f}",
+                ms(base_a, 50),
+                f"{np.median(base_a) / np.median(ours_a):.0f}x",
+            ]
+        )
     print(f"Machine: {machine()}\n")
     print(f"Autocomplete, top 25, {len(QUERIES)} queries x {args.repeat} passes (milliseconds)\n")
-    print(table(["catalog", "titles", "index build s", "ours p50", "ours p99", "ours max",
-                 "rapidfuzz scan p50", "median speed-up"], rows))  # fmt: skip
+    print(
+        table(
+            [
+                "catalog",
+                "titles",
+                "index build s",
+                "ours p50",
+                "ours p99",
+                "ours max",
+                "rapidfuzz scan p50",
+                "median speed-up",
+            ],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

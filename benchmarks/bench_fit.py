@@ -45,8 +45,9 @@ def synthetic_ratings(n_ratings: int, n_users: int, n_movies: int, seed: int = 0
         draw *= 2
     frame = frame.iloc[:n_ratings].astype(np.int64)
     quality = rng.normal(3.5, 0.5, n_movies)
-    stars = np.clip(np.round((quality[frame["movie_id"]] + rng.normal(0, 0.9, len(frame))) * 2) / 2,
-                    0.5, 5.0)  # fmt: skip
+    stars = np.clip(
+        np.round((quality[frame["movie_id"]] + rng.normal(0, 0.9, len(frame))) * 2) / 2, 0.5, 5.0
+    )
     frame["rating"] = stars.astype(np.float32)
     return frame.reset_index(drop=True)
 
@@ -54,8 +55,11 @@ def synthetic_ratings(n_ratings: int, n_users: int, n_movies: int, seed: int = 0
 def chat_members(movie_ids: np.ndarray, n_members: int = 300, per_member: int = 20) -> pd.DataFrame:
     """Return simulated chat members' ratings of real movies."""
     rng = np.random.default_rng(1)
-    rows = [(m, int(movie), float(rng.choice(np.arange(1, 11) / 2)))
-            for m in range(n_members) for movie in rng.choice(movie_ids[:2000], per_member, replace=False)]  # fmt: skip
+    rows = [
+        (m, int(movie), float(rng.choice(np.arange(1, 11) / 2)))
+        for m in range(n_members)
+        for movie in rng.choice(movie_ids[:2000], per_member, replace=False)
+    ]
     return pd.DataFrame(rows, columns=["user_id", "movie_id", "rating"])
 
 
@@ -103,26 +107,47 @@ def main() -> None:
         results: dict[str, list[dict[str, float]]] = {"nmf": [], "svd": []}
         for _ in range(args.repeat):
             for model in results:  # alternate, so both see the same machine load
-                out = subprocess.run([sys.executable, "-m", "benchmarks.bench_fit", "--one", size, model],
-                                     capture_output=True, text=True, check=True)  # fmt: skip
+                out = subprocess.run(
+                    [sys.executable, "-m", "benchmarks.bench_fit", "--one", size, model],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 results[model].append(json.loads(out.stdout.strip().splitlines()[-1]))
         nmf_s = float(np.median([r["seconds"] for r in results["nmf"]]))
         svd_s = float(np.median([r["seconds"] for r in results["svd"]]))
-        rows.append([
-            "ml-latest-small + 300 chat members" if size == "small" else f"synthetic {size}",
-            f"{int(results['nmf'][0]['ratings']):,}", f"{nmf_s:.2f}",
-            f"{max(r['peak_mib'] for r in results['nmf']):,.0f}",
-            f"{int(results['nmf'][0]['iterations'])}",
-            f"{svd_s:.2f}", f"{max(r['peak_mib'] for r in results['svd']):,.0f}",
-            f"{nmf_s / svd_s:.1f}x",
-        ])  # fmt: skip
+        rows.append(
+            [
+                "ml-latest-small + 300 chat members" if size == "small" else f"synthetic {size}",
+                f"{int(results['nmf'][0]['ratings']):,}",
+                f"{nmf_s:.2f}",
+                f"{max(r['peak_mib'] for r in results['nmf']):,.0f}",
+                f"{int(results['nmf'][0]['iterations'])}",
+                f"{svd_s:.2f}",
+                f"{max(r['peak_mib'] for r in results['svd']):,.0f}",
+                f"{nmf_s / svd_s:.1f}x",
+            ]
+        )
     print(f"Machine: {machine()}\n")
     print(
         f"Fit time (median of {args.repeat}) and peak RSS; NMF k=100, 100 iterations max; "
         "PureSVD k=50\n"
     )
-    print(table(["data", "ratings", "NMF s", "NMF peak MiB", "NMF iterations", "PureSVD s",
-                 "PureSVD peak MiB", "NMF / PureSVD time"], rows))  # fmt: skip
+    print(
+        table(
+            [
+                "data",
+                "ratings",
+                "NMF s",
+                "NMF peak MiB",
+                "NMF iterations",
+                "PureSVD s",
+                "PureSVD peak MiB",
+                "NMF / PureSVD time",
+            ],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -120,12 +120,20 @@ def ratings_footer(page: RatingsPage) -> str:
 
 
 def retrained(result: RetrainResult) -> str:
-    """Return the report of a finished refit."""
-    return (
+    """Return the report of a finished refit, with its quality on held-out users if measured."""
+    text = (
         f"Retrained in {result.seconds:.1f} s on {result.n_ratings:,} ratings "
         f"({result.n_chat_ratings:,} from {result.n_chat_users:,} members here) "
         f"over {result.n_movies:,} movies. The new model is live."
     )
+    quality = result.quality
+    if quality.get("users"):
+        text += (
+            f" Quality: NDCG@10 {quality['ndcg_model']:.3f} against {quality['ndcg_popular']:.3f} "
+            f"for popular picks, on {int(quality['users'])} held-out MovieLens users "
+            "with 5 ratings each."
+        )
+    return text
 
 
 def candidates_lines(candidates: tuple[Movie, ...]) -> list[str]:

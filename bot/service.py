@@ -122,6 +122,7 @@ class RetrainResult:
     n_chat_ratings: int
     n_chat_users: int
     n_movies: int
+    quality: dict[str, float] = field(default_factory=dict)
 
 
 def _process_pool() -> Executor:
@@ -455,6 +456,7 @@ class MovieService:
             metadata.n_chat_ratings,
             metadata.n_chat_users,
             metadata.n_movies,
+            dict(metadata.quality),
         )
 
     async def pending_changes(self) -> int:

@@ -156,6 +156,18 @@ def metrics_at(recommended: np.ndarray, relevant: frozenset[int], n: int) -> dic
     }
 
 
+def evaluate_cases(model: Scorer, cases: Sequence[Case], n: int = 10) -> dict[str, float]:
+    """Return the mean measures at ``n`` of an already fitted model over ``cases``."""
+    column = {int(m): i for i, m in enumerate(model.item_ids_.tolist())}
+    totals = dict.fromkeys(("precision", "recall", "ndcg", "map"), 0.0)
+    for case in cases:
+        for measure, value in metrics_at(
+            top_n(model, column, case.known, n), case.relevant, n
+        ).items():
+            totals[measure] += value
+    return {measure: value / max(len(cases), 1) for measure, value in totals.items()}
+
+
 @dataclass(frozen=True)
 class Result:
     """Mean measures of one model in one scenario, over all folds."""

@@ -77,6 +77,7 @@ class ModelMetadata:
     format_version: int = FORMAT_VERSION
     versions: dict[str, str] = field(default_factory=library_versions)
     chat_fingerprint: str = ""
+    quality: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)
