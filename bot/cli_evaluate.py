@@ -91,7 +91,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     print(
         f"{dataset.name}: top-{args.n} measures, relevant = held-out rating >= 4, "
-        f"{len(folds)} fold(s), seed {args.seed}"
+        f"{args.folds}-fold splits (ran {len(folds)} folds in all), seed {args.seed}"
     )
     for scenario, group in table.groupby("scenario", sort=False):
         print(
@@ -108,8 +108,57 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from recommender import Catalog, ModelFileError, load_bundle
+    from recommender.report import build_report
+
+    dataset = load_dataset(args.dataset or settings.movielens_source, settings.data_dir)
+    chat = None
+    if settings.database_path.is_file():
+        from bot.__main__ import _chat_ratings
+
+        chat = asyncio.run(_chat_ratings(settings))
+    model = catalog = None
+    model_path = Path(args.model) if args.model else settings.model_path
+    try:
+        bundle = load_bundle(model_path)
+        if bundle.metadata.data_fingerprint == dataset.fingerprint:
+            model, catalog = bundle.model, Catalog(dataset.movies, dataset.ratings)
+        else:
+            print(f"(The model at {model_path} was fitted on other data; no factor map.)")
+    except ModelFileError as exc:
+        print(f"(No usable model, so no factor map: {exc})")
+    evaluation = None
+    if args.evaluation:
+        try:
+            evaluation = json.loads(Path(args.evaluation).read_text())
+        except (OSError, ValueError) as exc:
+            print(f"(Could not read {args.evaluation}: {exc}; no evaluation section.)")
+    path = build_report(
+        Path(args.output),
+        dataset.movies,
+        dataset.ratings,
+        dataset_name=dataset.name,
+        chat=chat,
+        model=model,
+        catalog=catalog,
+        evaluation=evaluation,
+    )
+    print(f"Wrote {path} and its PNG charts in {path.parent}")
+    return 0
+
+
 def add_evaluation_commands(sub: Any) -> None:
-    """Add ``evaluate`` to the ``moviebot`` parser."""
+    """Add ``evaluate`` and ``report`` to the ``moviebot`` parser."""
+    rep = sub.add_parser("report", help="write an HTML report with charts of the data and model")
+    rep.add_argument("--dataset", help="data set name, path or URL (default: MOVIELENS_SOURCE)")
+    rep.add_argument("--model", help="model file for the factor map (default: MODEL_PATH)")
+    rep.add_argument("--evaluation", help="JSON from `moviebot evaluate --output` to include")
+    rep.add_argument("--output", default="reports", help="output folder (default reports/)")
+    rep.set_defaults(handler=cmd_report)
+
     ev = sub.add_parser("evaluate", help="measure recommendation quality against baselines")
     ev.add_argument("--dataset", help="data set name, path or URL (default: MOVIELENS_SOURCE)")
     ev.add_argument(

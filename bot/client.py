@@ -18,7 +18,13 @@ from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-COGS = ("bot.cogs.ratings", "bot.cogs.recommend", "bot.cogs.admin", "bot.cogs.help")
+COGS = (
+    "bot.cogs.ratings",
+    "bot.cogs.recommend",
+    "bot.cogs.stats",
+    "bot.cogs.admin",
+    "bot.cogs.help",
+)
 COMMAND_HASH_KEY = "global_commands_sha1"
 APOLOGY = "Sorry, something went wrong on my side. It has been logged; please try again later."
 

@@ -51,6 +51,7 @@ class Console:
             "forgetme": self._forgetme,
             "export": self._export,
             "search": self._search,
+            "stats": self._stats,
             "help": self._help,
         }
 
@@ -193,6 +194,15 @@ class Console:
             raise UserFacingError(f"No movie matches “{escape(args)}”.")
         for line in fmt.candidates_lines(tuple(movies)):
             self.say(line)
+
+    async def _stats(self, args: str) -> None:
+        stats = await self.service.stats(None)
+        self.say("Ratings in this database")
+        for line in fmt.stats_lines(stats):
+            self.say(line)
+        if stats.chart_png is not None and args:
+            await asyncio.to_thread(Path(args).write_bytes, stats.chart_png)
+            self.say(f"Chart saved to {args}.")
 
     async def _help(self, args: str) -> None:
         self.say("Commands:")

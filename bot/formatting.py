@@ -11,7 +11,14 @@ import re
 import discord.utils
 
 from bot.ratings import format_number, stars
-from bot.service import Picks, RateResult, RatingsPage, RetrainResult
+from bot.service import (
+    STATS_MIN_RATINGS,
+    Picks,
+    RateResult,
+    RatingsPage,
+    RetrainResult,
+    ServerStatsView,
+)
 from recommender import Movie
 
 HELP_COMMANDS = (
@@ -21,6 +28,7 @@ HELP_COMMANDS = (
     ("/myratings", "See your ratings (only you can see them)."),
     ("/export", "Download your ratings as a CSV file."),
     ("/forgetme", "Delete all your ratings, after a confirmation."),
+    ("/stats", "This server's numbers: members who rated, most and best rated films."),
     ("/retrain", "Admins: refit the model on everyone's latest ratings now."),
     ("/help", "Show this list."),
 )
@@ -169,3 +177,27 @@ def plain(text: str) -> str:
     text = _LINK.sub(r"\1 <\2>", text)
     text = text.replace("**", "").replace("`", "")
     return re.sub(r"\\([*_~|>`\\])", r"\1", text)
+
+
+def stats_lines(stats: ServerStatsView) -> list[str]:
+    """Return a server's numbers as lines."""
+    if stats.ratings == 0:
+        return ["Nobody here has rated a movie yet. Be the first: /rate"]
+    lines = [f"{stats.members:,} members rated {stats.ratings:,} movies here."]
+    if stats.most_rated:
+        lines.append("")
+        lines.append("**Most rated**")
+        lines += [
+            f"{i}. {movie_name(m)} — {n} ratings, mean {mean:.1f}"
+            for i, (m, n, mean) in enumerate(stats.most_rated, 1)
+        ]
+    lines.append("")
+    lines.append(f"**Best rated** (at least {STATS_MIN_RATINGS} ratings)")
+    if stats.best_rated:
+        lines += [
+            f"{i}. {movie_name(m)} — mean {mean:.1f} from {n} ratings"
+            for i, (m, n, mean) in enumerate(stats.best_rated, 1)
+        ]
+    else:
+        lines.append(f"No movie has {STATS_MIN_RATINGS} ratings here yet.")
+    return lines

@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 MAX_RECOMMENDATIONS = 25
 RATINGS_PAGE_SIZE = 10
 POPULAR_DAMPING = 50.0
+STATS_MIN_RATINGS = 3
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,17 @@ class RetrainResult:
     n_chat_users: int
     n_movies: int
     quality: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ServerStatsView:
+    """A server's numbers, ready to show."""
+
+    members: int
+    ratings: int
+    most_rated: tuple[tuple[Movie, int, float], ...]
+    best_rated: tuple[tuple[Movie, int, float], ...]
+    chart_png: bytes | None
 
 
 def _process_pool() -> Executor:
@@ -341,6 +353,25 @@ class MovieService:
                 [row.movie_id, movie.label if movie else "", f"{row.rating:g}", row.updated_at]
             )
         return out.getvalue()
+
+    async def stats(self, guild_id: int | None) -> ServerStatsView:
+        """Return a server's rating numbers with movie titles and a chart (PNG)."""
+        raw = await rating_store.server_stats(self.db, guild_id, min_count=STATS_MIN_RATINGS)
+        catalog = self._catalog()
+
+        def named(rows: list[tuple[int, int, float]]) -> tuple[tuple[Movie, int, float], ...]:
+            return tuple(
+                (movie, n, mean) for m, n, mean in rows if (movie := catalog.get(m)) is not None
+            )
+
+        chart = None
+        if raw.ratings:
+            from recommender.report import stats_chart
+
+            chart = await asyncio.to_thread(stats_chart, raw.by_stars, "Ratings here, by stars")
+        return ServerStatsView(
+            raw.members, raw.ratings, named(raw.most_rated), named(raw.best_rated), chart
+        )
 
     # ------------------------------------------------------------------ recommendations
 

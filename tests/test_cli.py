@@ -188,3 +188,46 @@ def test_invalid_setting_is_reported_by_name(env: dict[str, str], tmp_path: Path
     result = run(["search", "heat"], {**env, "REFIT_INTERVAL_MINUTES": "soon"}, cwd=tmp_path)
     assert result.returncode == 2
     assert "REFIT_INTERVAL_MINUTES" in result.stderr
+
+
+def test_evaluate_and_report(env: dict[str, str], tmp_path: Path) -> None:
+    out = tmp_path / "eval.json"
+    result = run(
+        [
+            "evaluate",
+            "--protocol",
+            "new-users",
+            "--folds",
+            "3",
+            "--max-folds",
+            "1",
+            "--reveal",
+            "1,2",
+            "--components",
+            "3",
+            "--no-knn",
+            "--json",
+            "--output",
+            str(out),
+        ],
+        env,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert {r["model"] for r in payload["results"]} == {
+        "most popular",
+        "damped mean",
+        "PureSVD k=50",
+        "NMF k=3 alpha=0.03 it=100",
+    }
+    assert {r["scenario"] for r in payload["results"]} == {"k=1", "k=2"}
+    assert json.loads(out.read_text()) == payload
+    assert run(["train", "--components", "3"], env, cwd=tmp_path).returncode == 0
+    report = run(
+        ["report", "--output", str(tmp_path / "rep"), "--evaluation", str(out)], env, cwd=tmp_path
+    )
+    assert report.returncode == 0, report.stderr
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "Recommendation quality" in html
+    assert "The model&#x27;s map of movies" in html

@@ -363,3 +363,18 @@ def test_token_is_never_in_settings_repr() -> None:
     settings = Settings(_env_file=None, discord_token=TOKEN)  # type: ignore[call-arg]
     assert TOKEN not in repr(settings)
     assert TOKEN not in json.dumps(settings.model_dump(mode="json"))
+
+
+async def test_stats_shows_server_numbers_with_a_chart(h: Harness) -> None:
+    from tests.fake_discord import GUILD_ID
+
+    for user in (1, 2, 3):
+        await h.service.rate(user, 1, 4.5, guild_id=GUILD_ID)
+    ex = await h.fake.settle(await h.fake.command("stats"))
+    embed = ex.messages[0]["embeds"][0]
+    assert "3 members rated 3 movies here." in embed["description"]
+    assert "**Heat (1995)** — mean 4.5 from 3 ratings" in embed["description"]
+    assert embed["image"]["url"] == "attachment://ratings.png"
+    assert ex.files[0][0] == "ratings.png"
+    assert ex.files[0][1].startswith(b"\x89PNG")
+    assert (ex.responses[0].get("data") or {}).get("flags", 0) & 64 == 0  # shared with the channel

@@ -295,3 +295,23 @@ async def test_database_refuses_invalid_ratings_itself(tmp_path: Path) -> None:
         await rating_store.upsert(db, 1, 2, 6.0)
     assert await rating_store.for_user(db, 1) == {}
     await db.close()
+
+
+async def test_server_stats_count_only_that_server(service: MovieService) -> None:
+    empty = await service.stats(77)
+    assert (empty.members, empty.ratings, empty.chart_png) == (0, 0, None)
+    for user in (1, 2, 3):
+        await service.rate(user, 1, 5.0, guild_id=77)
+    await service.rate(1, 9, 2.0, guild_id=77)
+    await service.rate(9, 9, 5.0, guild_id=88)  # another server
+    stats = await service.stats(77)
+    assert (stats.members, stats.ratings) == (3, 4)
+    assert [(m.label, n) for m, n, _ in stats.most_rated] == [
+        ("Heat (1995)", 3),
+        ("Casablanca (1942)", 1),
+    ]
+    assert [(m.label, mean) for m, _, mean in stats.best_rated] == [("Heat (1995)", 5.0)]
+    assert stats.chart_png is not None
+    assert stats.chart_png.startswith(b"\x89PNG")
+    everyone = await service.stats(None)
+    assert everyone.ratings == 5

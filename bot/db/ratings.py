@@ -162,3 +162,43 @@ async def prune_events(db: Database, up_to: int) -> None:
     """Forget change-log entries already covered by a successful fit."""
     async with db.transaction() as conn:
         await conn.execute("DELETE FROM rating_events WHERE id <= ?", (up_to,))
+
+
+@dataclass(frozen=True)
+class ServerStats:
+    """Rating numbers for one server (or for everyone, without a server)."""
+
+    members: int
+    ratings: int
+    by_stars: dict[float, int]
+    most_rated: list[tuple[int, int, float]]  # (movie id, ratings, mean)
+    best_rated: list[tuple[int, int, float]]
+
+
+async def server_stats(
+    db: Database, guild_id: int | None, *, top: int = 5, min_count: int = 3
+) -> ServerStats:
+    """Return a server's rating numbers; ``guild_id`` None covers every rating."""
+    where, params = ("WHERE guild_id = ?", (guild_id,)) if guild_id is not None else ("", ())
+    async with db.read() as conn:
+        async with conn.execute(
+            f"SELECT COUNT(DISTINCT user_id), COUNT(*) FROM ratings {where}", params
+        ) as cursor:
+            members, count = await cursor.fetchone() or (0, 0)
+        async with conn.execute(
+            f"SELECT rating, COUNT(*) FROM ratings {where} GROUP BY rating", params
+        ) as cursor:
+            by_stars = {float(r): int(n) async for r, n in cursor}
+        async with conn.execute(
+            f"SELECT movie_id, COUNT(*) AS n, AVG(rating) FROM ratings {where}"
+            " GROUP BY movie_id ORDER BY n DESC, movie_id LIMIT ?",
+            (*params, top),
+        ) as cursor:
+            most = [(int(m), int(n), float(a)) async for m, n, a in cursor]
+        async with conn.execute(
+            f"SELECT movie_id, COUNT(*) AS n, AVG(rating) AS mean FROM ratings {where}"
+            " GROUP BY movie_id HAVING n >= ? ORDER BY mean DESC, n DESC, movie_id LIMIT ?",
+            (*params, min_count, top),
+        ) as cursor:
+            best = [(int(m), int(n), float(a)) async for m, n, a in cursor]
+    return ServerStats(int(members), int(count), by_stars, most, best)
