@@ -46,6 +46,7 @@ from recommender import (
     single_threaded_blas,
 )
 from recommender.catalog import MAX_QUERY_CHARS
+from recommender.persistence import remove_stale_temp_files
 from recommender.training import fit_and_save
 
 log = logging.getLogger(__name__)
@@ -178,6 +179,8 @@ class MovieService:
         abandoned = await run_store.abandon_running(self.db)
         if abandoned:
             log.warning("Marked %d interrupted model fit(s) as failed", abandoned)
+        if await asyncio.to_thread(remove_stale_temp_files, self.config.model_path):
+            log.warning("Removed an unfinished model file left by an interrupted save")
         self.dataset = await asyncio.to_thread(
             load_dataset, self.config.movielens_source, self.config.data_dir, progress=False
         )

@@ -141,6 +141,20 @@ def save_bundle(bundle: ModelBundle, path: Path | str = DEFAULT_MODEL_PATH) -> P
     return path
 
 
+def remove_stale_temp_files(path: Path | str = DEFAULT_MODEL_PATH) -> int:
+    """Delete temp files a killed save left beside ``path``; return how many.
+
+    Call it only when no save is running (at start-up).
+    """
+    path = Path(path)
+    removed = 0
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+            removed += 1
+    return removed
+
+
 def load_bundle(path: Path | str = DEFAULT_MODEL_PATH) -> ModelBundle:
     """Load a model saved by :func:`save_bundle`.
 

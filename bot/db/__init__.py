@@ -17,13 +17,15 @@ from pathlib import Path
 
 import aiosqlite
 
+from bot.errors import UserFacingError
+
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5_000
 
 
-class StorageError(Exception):
-    """The database cannot do what was asked right now; the message is safe to show a user."""
+class StorageError(UserFacingError):
+    """The database cannot do what was asked right now; the message is safe to show a member."""
 
 
 def describe(exc: sqlite3.Error) -> StorageError:
@@ -132,14 +134,20 @@ def _split_sql(script: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
-async def connect(path: Path | str, *, migrate_schema: bool = True) -> Database:
-    """Open (creating if needed) the database in WAL mode with foreign keys, and migrate it."""
+async def connect(
+    path: Path | str, *, migrate_schema: bool = True, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+) -> Database:
+    """Open (creating if needed) the database in WAL mode with foreign keys, and migrate it.
+
+    While another process holds a write lock, writes wait up to ``busy_timeout_ms`` before
+    failing with a :class:`StorageError` that says to try again.
+    """
     path = Path(path)
     if str(path) != ":memory:":
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
         connection = await aiosqlite.connect(path, isolation_level=None)
-        await connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+        await connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms):d}")
         await connection.execute("PRAGMA journal_mode = WAL")
         # FULL: a rating is on disk before the member sees the confirmation.
         await connection.execute("PRAGMA synchronous = FULL")

@@ -1,0 +1,226 @@
+"""Faults: locked and read-only databases, and the process killed at the worst moments."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from bot import db as database
+from bot.db import ratings as rating_store
+from bot.errors import UserFacingError
+from bot.service import MovieService, ServiceConfig
+from recommender import fit_bundle, load_bundle, load_dataset, save_bundle
+from tests.helpers import write_tiny_csv
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[MovieService]:
+    db = await database.connect(tmp_path / "bot.db", busy_timeout_ms=300)
+    config = ServiceConfig(
+        movielens_source=str(write_tiny_csv(tmp_path)),
+        data_dir=tmp_path / "data",
+        model_path=tmp_path / "model.joblib",
+        model_params={"n_components": 3, "max_iter": 50},
+    )
+    svc = MovieService(db, config, executor=ThreadPoolExecutor(1))
+    await svc.start()
+    await svc.wait_until_ready()
+    yield svc
+    await svc.close()
+    await db.close()
+
+
+async def test_locked_database_is_a_clear_error_and_nothing_is_lost(
+    service: MovieService, tmp_path: Path
+) -> None:
+    await service.rate(1, 1, 4.0)
+    other = sqlite3.connect(tmp_path / "bot.db", isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+    try:
+        started = time.monotonic()
+        with pytest.raises(UserFacingError, match="busy right now. Nothing was changed"):
+            await service.rate(1, 9, 5.0)
+        assert time.monotonic() - started >= 0.25  # it waited (retried) before giving up
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    # The lock is gone: the same write now works, and the earlier rating is intact.
+    await service.rate(1, 9, 5.0)
+    assert await rating_store.for_user(service.db, 1) == {1: 4.0, 9: 5.0}
+
+
+async def test_read_only_database_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "ro.db"
+    await (await database.connect(path)).close()  # create and migrate
+    writable = await database.connect(path)
+    await rating_store.upsert(writable, 1, 1, 3.0)
+    await writable.close()
+    connection = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    read_only = database.Database(connection, path)
+    with pytest.raises(UserFacingError, match="read-only"):
+        await rating_store.upsert(read_only, 1, 2, 4.0)
+    assert await rating_store.for_user(read_only, 1) == {1: 3.0}
+    await read_only.close()
+
+
+WRITER = """
+import asyncio, sys
+from bot import db as database
+from bot.db import ratings as rating_store
+
+async def main(path):
+    db = await database.connect(path)
+    i = 0
+    while True:
+        user, movie, stars = i % 50, i, 0.5 + (i % 10) / 2
+        await rating_store.upsert(db, user, movie, stars)
+        print(f"{user} {movie} {stars}", flush=True)  # the member sees the confirmation now
+        i += 1
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_sigkill_during_a_burst_of_writes_loses_no_confirmed_rating(tmp_path: Path) -> None:
+    path = tmp_path / "burst.db"
+    child = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    assert child.stdout is not None
+    confirmed = []
+    for line in child.stdout:
+        confirmed.append(tuple(line.split()))
+        if len(confirmed) == 300:
+            os.kill(child.pid, signal.SIGKILL)
+            break
+    child.wait(10)
+    connection = sqlite3.connect(path)
+    assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    stored = {
+        (str(u), str(m)): r
+        for u, m, r in connection.execute("SELECT user_id, movie_id, rating FROM ratings")
+    }
+    for user, movie, stars in confirmed:
+        assert stored[(user, movie)] == float(stars)
+    assert connection.execute(
+        "SELECT COUNT(*) FROM (SELECT user_id, movie_id FROM ratings GROUP BY 1, 2 HAVING COUNT(*) > 1)"
+    ).fetchone() == (0,)
+    connection.close()
+
+
+SAVER = """
+import sys
+from pathlib import Path
+from recommender import fit_bundle, load_dataset, save_bundle
+
+bundle = fit_bundle(load_dataset(sys.argv[1], progress=False), n_components=3, max_iter=30)
+print("ready", flush=True)
+while True:
+    save_bundle(bundle, Path(sys.argv[2]))
+"""
+
+
+def test_sigkill_during_model_saves_never_leaves_a_broken_model(tmp_path: Path) -> None:
+    source = write_tiny_csv(tmp_path)
+    model_path = tmp_path / "models" / "model.joblib"
+    old = fit_bundle(load_dataset(source, progress=False), n_components=2, max_iter=20)
+    save_bundle(old, model_path)
+    for delay in (0.05, 0.13, 0.31):
+        child = subprocess.Popen(
+            [sys.executable, "-c", SAVER, str(source), str(model_path)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+        bundle = load_bundle(model_path)  # the old model or a new one, never a broken file
+        assert bundle.model.components_.shape[0] in {2, 3}
+
+
+async def test_restart_after_a_killed_refit_cleans_up_and_answers(
+    service: MovieService, tmp_path: Path
+) -> None:
+    from bot.db import runs as run_store
+
+    # What a SIGKILL mid-refit leaves: a run marked running and a half-written temp file.
+    await run_store.start(service.db, "admin", 1, 0)
+    stale = service.config.model_path.with_name(f".{service.config.model_path.name}.abc.tmp")
+    stale.write_bytes(b"half a model")
+    restarted = MovieService(service.db, service.config, executor=ThreadPoolExecutor(1))
+    await restarted.start()
+    assert not stale.exists()
+    assert restarted.bundle is not None  # the last good model is used right away
+    assert (await run_store.recent(service.db))[0].status == "failed"
+    picks = await restarted.recommend(1, 3)
+    assert len(picks.picks) == 3
+    await restarted.close()
+
+
+async def test_corrupt_model_at_startup_is_logged_refitted_and_the_bot_answers(
+    service: MovieService, caplog: pytest.LogCaptureFixture
+) -> None:
+    service.config.model_path.write_bytes(os.urandom(4096))
+    restarted = MovieService(service.db, service.config, executor=ThreadPoolExecutor(1))
+    with caplog.at_level("WARNING"):
+        await restarted.start()
+    assert "Ignoring the saved model" in caplog.text
+    warming = await restarted.recommend(1, 2)  # answers while the fit runs
+    assert len(warming.picks) == 2
+    await restarted.wait_until_ready()
+    assert restarted.bundle is not None
+    await restarted.close()
+
+
+async def test_missing_data_without_network_says_how_to_fix_it(tmp_path: Path) -> None:
+    from recommender import DataError
+
+    db = await database.connect(tmp_path / "x.db")
+    svc = MovieService(
+        db,
+        ServiceConfig(movielens_source=str(tmp_path / "gone.zip"), data_dir=tmp_path),
+        executor=ThreadPoolExecutor(1),
+    )
+    with pytest.raises(DataError, match="MOVIELENS_SOURCE"):
+        await svc.start()
+    await svc.close()
+    await db.close()
+
+
+def test_refit_worker_process_survives_the_spawn_context(tmp_path: Path) -> None:
+    """The default executor is a spawned process: run one real refit through it."""
+
+    async def scenario() -> None:
+        db = await database.connect(tmp_path / "p.db")
+        config = ServiceConfig(
+            movielens_source=str(write_tiny_csv(tmp_path)),
+            data_dir=tmp_path / "data",
+            model_path=tmp_path / "m.joblib",
+            model_params={"n_components": 2, "max_iter": 20},
+        )
+        svc = MovieService(db, config)
+        await svc.start()
+        await svc.wait_until_ready()
+        await svc.rate(5, 1, 4.5)
+        result = await svc.retrain("admin", 5)
+        assert result.n_chat_ratings == 1
+        await svc.close()
+        await db.close()
+
+    asyncio.run(scenario())
