@@ -378,3 +378,17 @@ async def test_stats_shows_server_numbers_with_a_chart(h: Harness) -> None:
     assert ex.files[0][0] == "ratings.png"
     assert ex.files[0][1].startswith(b"\x89PNG")
     assert (ex.responses[0].get("data") or {}).get("flags", 0) & 64 == 0  # shared with the channel
+
+
+async def test_token_never_appears_in_logs_even_at_debug(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        async for h in start_harness(tmp_path, monkeypatch):
+            await h.fake.settle(await h.fake.command("help"))
+            await h.fake.settle(
+                await h.fake.command("rate", {"title": "nothing like it", "rating": 4.0})
+            )
+    assert "IDENTIFY" in caplog.text  # the gateway login really was logged at debug level
+    assert TOKEN not in caplog.text
+    assert all(TOKEN not in str(r.args) for r in caplog.records)

@@ -106,5 +106,6 @@ def test_common_mistakes_get_a_correction(text: str, reply: str) -> None:
 def test_escaped_text_cannot_mention_anyone(text: str) -> None:
     safe = escape(text)
     assert len(safe) <= 2 * 100 + 20
-    assert "@everyone" not in safe and "@here" not in safe
+    assert "@everyone" not in safe
+    assert "@here" not in safe
     assert not re.search(r"<@[!&]?\d+>", safe)

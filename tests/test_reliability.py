@@ -51,7 +51,7 @@ async def test_locked_database_is_a_clear_error_and_nothing_is_lost(
     other.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
     try:
         started = time.monotonic()
-        with pytest.raises(UserFacingError, match="busy right now. Nothing was changed"):
+        with pytest.raises(UserFacingError, match=r"busy right now\. Nothing was changed"):
             await service.rate(1, 9, 5.0)
         assert time.monotonic() - started >= 0.25  # it waited (retried) before giving up
     finally:
@@ -116,7 +116,8 @@ def test_sigkill_during_a_burst_of_writes_loses_no_confirmed_rating(tmp_path: Pa
     for user, movie, stars in confirmed:
         assert stored[(user, movie)] == float(stars)
     assert connection.execute(
-        "SELECT COUNT(*) FROM (SELECT user_id, movie_id FROM ratings GROUP BY 1, 2 HAVING COUNT(*) > 1)"
+        "SELECT COUNT(*) FROM"
+        " (SELECT user_id, movie_id FROM ratings GROUP BY 1, 2 HAVING COUNT(*) > 1)"
     ).fetchone() == (0,)
     connection.close()
 
