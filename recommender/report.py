@@ -85,10 +85,14 @@ def rating_distribution(
 def long_tail(ratings: pd.DataFrame) -> bytes:
     """Rank plots (log-log) of ratings per user and per movie."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, column, label in ((axes[0], "user_id", "users"), (axes[1], "movie_id", "movies")):
+    panels = (
+        (axes[0], "user_id", "users", "users, most active first (rank)"),
+        (axes[1], "movie_id", "movies", "movies, most rated first (rank)"),
+    )
+    for ax, column, label, xlabel in panels:
         counts = np.sort(ratings[column].value_counts().to_numpy())[::-1]
         ax.loglog(np.arange(1, counts.size + 1), counts, color=ACCENT)
-        ax.set_xlabel(f"{label}, most active first (rank)")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("ratings")
         ax.set_title(
             f"Ratings per {label[:-1]}: median {int(np.median(counts))}, max {counts[0]:,}"

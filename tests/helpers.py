@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import threading
 import zipfile
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot import db as database
+from bot.service import MovieService, ServiceConfig
 
 # Two taste groups: action fans and romance fans; each movie belongs to one block.
 TINY_MOVIES = [
@@ -112,3 +122,45 @@ def write_100k(folder: Path) -> Path:
     (root / "u.user").write_text("1|24|M|technician|85711\n2|53|F|other|94043\n")
     (root / "u.genre").write_text("\n".join(ML100K_GENRES) + "\n")
     return root
+
+
+TINY_PARAMS = {"n_components": 3, "max_iter": 60}
+
+
+@contextlib.asynccontextmanager
+async def tiny_service(
+    folder: Path, *, busy_timeout_ms: int = 5_000
+) -> AsyncIterator[MovieService]:
+    """Open a service over the tiny data set with a fitted model; refits run in a thread."""
+    db = await database.connect(folder / "bot.db", busy_timeout_ms=busy_timeout_ms)
+    config = ServiceConfig(
+        movielens_source=str(write_tiny_csv(folder)),
+        data_dir=folder / "data",
+        model_path=folder / "models" / "model.joblib",
+        model_params=TINY_PARAMS,
+    )
+    service = MovieService(db, config, executor=ThreadPoolExecutor(1))
+    try:
+        await service.start()
+        await service.wait_until_ready()
+        yield service
+    finally:
+        await service.close()
+        await db.close()
+
+
+def gate_refits(
+    monkeypatch: pytest.MonkeyPatch, *, seconds: float | None = None
+) -> threading.Event:
+    """Hold every refit in its worker until the returned event is set (or ``seconds`` pass)."""
+    import bot.service as service_module
+
+    gate = threading.Event()
+    real = service_module.fit_and_save
+
+    def held(*args: Any) -> Any:
+        gate.wait(seconds if seconds is not None else 30)
+        return real(*args)
+
+    monkeypatch.setattr(service_module, "fit_and_save", held)
+    return gate

@@ -8,7 +8,6 @@ import io
 import json
 import logging
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,13 +17,12 @@ import discord.http
 import pytest
 import yarl
 
-from bot import db as database
 from bot.client import APOLOGY, MovieBot
 from bot.db import ratings as rating_store
-from bot.service import MovieService, ServiceConfig
+from bot.service import MovieService
 from bot.settings import Settings
 from tests.fake_discord import ADMIN_PERMISSIONS, FakeDiscord, components
-from tests.helpers import write_tiny_csv
+from tests.helpers import gate_refits, tiny_service
 
 TOKEN = "fake-token-for-tests"
 
@@ -39,39 +37,32 @@ class Harness:
 async def start_harness(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **settings: object
 ) -> AsyncIterator[Harness]:
-    fake = FakeDiscord(heartbeat_interval_ms=int(settings.pop("heartbeat_ms", 41_250)))  # type: ignore[call-overload]
+    """Run the real bot against the fake Discord API, over the tiny data set."""
+    heartbeat_ms = int(settings.pop("heartbeat_ms", 41_250))  # type: ignore[call-overload]
+    fake = FakeDiscord(heartbeat_interval_ms=heartbeat_ms)
     await fake.start()
     monkeypatch.setattr(discord.http.Route, "BASE", fake.base_url)
     monkeypatch.setattr(
         discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url)
     )
-    db = await database.connect(tmp_path / "bot.db")
-    config = ServiceConfig(
-        movielens_source=str(write_tiny_csv(tmp_path)),
-        data_dir=tmp_path / "data",
-        model_path=tmp_path / "model.joblib",
-        model_params={"n_components": 3, "max_iter": 60},
-    )
-    service = MovieService(db, config, executor=ThreadPoolExecutor(1))
-    await service.start()
-    await service.wait_until_ready()
     values: dict[str, object] = {
         "discord_token": TOKEN,
         "refit_interval_minutes": 0,
         "command_cooldown_burst": 50,
         **settings,
     }
-    bot = MovieBot(service, Settings(_env_file=None, **values))  # type: ignore[arg-type]
-    runner = asyncio.create_task(bot.start(TOKEN))
-    await asyncio.wait_for(fake.ready.wait(), 10)
-    await asyncio.wait_for(bot.wait_until_ready(), 10)
     try:
-        yield Harness(fake, bot, service)
+        async with tiny_service(tmp_path) as service:
+            bot = MovieBot(service, Settings(_env_file=None, **values))  # type: ignore[arg-type]
+            runner = asyncio.create_task(bot.start(TOKEN))
+            await asyncio.wait_for(fake.ready.wait(), 10)
+            await asyncio.wait_for(bot.wait_until_ready(), 10)
+            try:
+                yield Harness(fake, bot, service)
+            finally:
+                await bot.close()
+                await asyncio.wait_for(runner, 10)
     finally:
-        await bot.close()
-        await asyncio.wait_for(runner, 10)
-        await service.close()
-        await db.close()
         await fake.stop()
 
 
@@ -101,6 +92,7 @@ async def test_login_syncs_commands_once_and_not_again_when_unchanged(
             "myratings",
             "export",
             "forgetme",
+            "stats",
             "retrain",
             "help",
         }
@@ -218,18 +210,7 @@ async def test_retrain_as_admin_and_refused_for_members(h: Harness) -> None:
 async def test_second_retrain_while_one_runs_is_friendly(
     h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import threading
-
-    import bot.service as service_module
-
-    gate = threading.Event()
-    real = service_module.fit_and_save
-
-    def slow(*args: object) -> object:
-        gate.wait(10)
-        return real(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(service_module, "fit_and_save", slow)
+    gate = gate_refits(monkeypatch)
     first = await h.fake.command("retrain", permissions=ADMIN_PERMISSIONS)
     await asyncio.wait_for(first.answered.wait(), 5)
     second = await h.fake.settle(await h.fake.command("retrain", permissions=ADMIN_PERMISSIONS))
@@ -329,19 +310,8 @@ async def test_replies_never_ping_anyone(h: Harness) -> None:
 async def test_heartbeats_keep_flowing_during_a_refit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import threading
-
-    import bot.service as service_module
-
-    gate = threading.Event()
-    real = service_module.fit_and_save
-
-    def slow(*args: object) -> object:
-        gate.wait(5)
-        return real(*args)  # type: ignore[arg-type]
-
+    gate = gate_refits(monkeypatch)
     async for h in start_harness(tmp_path, monkeypatch, heartbeat_ms=200):
-        monkeypatch.setattr(service_module, "fit_and_save", slow)
         task = asyncio.create_task(h.service.retrain("admin"))
         await asyncio.sleep(0.1)
         before = len(h.fake.heartbeats)
@@ -392,3 +362,24 @@ async def test_token_never_appears_in_logs_even_at_debug(
     assert "IDENTIFY" in caplog.text  # the gateway login really was logged at debug level
     assert TOKEN not in caplog.text
     assert all(TOKEN not in str(r.args) for r in caplog.records)
+
+
+async def test_sync_publishes_commands_globally_and_exits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeDiscord()
+    await fake.start()
+    monkeypatch.setattr(discord.http.Route, "BASE", fake.base_url)
+    monkeypatch.setattr(
+        discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url)
+    )
+    try:
+        async with tiny_service(tmp_path) as service:
+            settings = Settings(_env_file=None, discord_token=TOKEN)  # type: ignore[call-arg]
+            bot = MovieBot(service, settings, sync_only=True)
+            async with bot:
+                await asyncio.wait_for(bot.start(TOKEN), 20)
+            assert len(fake.global_command_syncs) == 1
+            assert fake.identifies == 0  # it never went online
+    finally:
+        await fake.stop()

@@ -5,16 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from bot import db as database
 from bot.db import ratings as rating_store
-from bot.service import MovieService, ServiceConfig
+from bot.service import MovieService
 from tests.fake_discord import ADMIN_PERMISSIONS
-from tests.helpers import TINY_MOVIES, write_tiny_csv
+from tests.helpers import TINY_MOVIES, gate_refits, tiny_service
 from tests.test_discord import Harness, start_harness
 
 MEMBERS = 200
@@ -61,34 +59,15 @@ class LoopLag:
         self._task.cancel()
 
 
-def slow_refits(monkeypatch: pytest.MonkeyPatch, seconds: float = 2.0) -> None:
-    """Make each refit take ``seconds`` longer (in the worker), so the load overlaps it."""
-    import bot.service as service_module
-
-    real = service_module.fit_and_save
-
-    def slow(*args: object) -> object:
-        time.sleep(seconds)
-        return real(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(service_module, "fit_and_save", slow)
+def slow_refits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make each refit take 2 s longer (in the worker), so the load overlaps it."""
+    gate_refits(monkeypatch, seconds=2.0)
 
 
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[MovieService]:
-    db = await database.connect(tmp_path / "bot.db")
-    config = ServiceConfig(
-        movielens_source=str(write_tiny_csv(tmp_path)),
-        data_dir=tmp_path / "data",
-        model_path=tmp_path / "model.joblib",
-        model_params={"n_components": 3, "max_iter": 60},
-    )
-    svc = MovieService(db, config, executor=ThreadPoolExecutor(1))
-    await svc.start()
-    await svc.wait_until_ready()
-    yield svc
-    await svc.close()
-    await db.close()
+    async with tiny_service(tmp_path) as svc:
+        yield svc
 
 
 async def test_200_members_rating_at_once_during_a_refit_lose_nothing(

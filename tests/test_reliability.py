@@ -21,26 +21,15 @@ from bot.db import ratings as rating_store
 from bot.errors import UserFacingError
 from bot.service import MovieService, ServiceConfig
 from recommender import fit_bundle, load_bundle, load_dataset, save_bundle
-from tests.helpers import write_tiny_csv
+from tests.helpers import tiny_service, write_tiny_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[MovieService]:
-    db = await database.connect(tmp_path / "bot.db", busy_timeout_ms=300)
-    config = ServiceConfig(
-        movielens_source=str(write_tiny_csv(tmp_path)),
-        data_dir=tmp_path / "data",
-        model_path=tmp_path / "model.joblib",
-        model_params={"n_components": 3, "max_iter": 50},
-    )
-    svc = MovieService(db, config, executor=ThreadPoolExecutor(1))
-    await svc.start()
-    await svc.wait_until_ready()
-    yield svc
-    await svc.close()
-    await db.close()
+    async with tiny_service(tmp_path, busy_timeout_ms=300) as svc:
+        yield svc
 
 
 async def test_locked_database_is_a_clear_error_and_nothing_is_lost(
@@ -225,3 +214,70 @@ def test_refit_worker_process_survives_the_spawn_context(tmp_path: Path) -> None
         await db.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.movielens
+def test_sigkill_during_a_refit_then_restart(movielens_source: str, tmp_path: Path) -> None:
+    """Kill the whole bot (console and refit worker) mid-refit; the restart is healthy."""
+    env = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}
+    env.update(
+        MOVIELENS_SOURCE=movielens_source,
+        DATABASE_PATH=str(tmp_path / "bot.db"),
+        MODEL_PATH=str(tmp_path / "model.joblib"),
+        DATA_DIR=str(tmp_path / "data"),
+        DISCORD_TOKEN="",
+        LOG_LEVEL="WARNING",
+    )
+    train = subprocess.run(
+        [sys.executable, "-m", "bot", "train"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert train.returncode == 0, train.stderr
+    before = (tmp_path / "model.joblib").read_bytes()
+    bot = subprocess.Popen(
+        [sys.executable, "-m", "bot", "console"],
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert bot.stdin is not None
+    assert bot.stdout is not None
+    bot.stdin.write("/rate Heat 4.5\n/retrain\n")
+    bot.stdin.flush()
+    assert bot.stdout.readline().startswith("Rated Heat (1995)")
+    assert bot.stdout.readline().startswith("Retraining the model")
+    time.sleep(1.5)  # the worker process is fitting now
+    os.killpg(bot.pid, signal.SIGKILL)  # the console and its refit worker
+    bot.wait(10)
+
+    connection = sqlite3.connect(tmp_path / "bot.db")
+    assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    connection.close()
+    after = (tmp_path / "model.joblib").read_bytes()
+    assert after == before or load_bundle(tmp_path / "model.joblib")  # old, or a whole new one
+    restart = subprocess.run(
+        [sys.executable, "-m", "bot", "console"],
+        env=env,
+        cwd=tmp_path,
+        input="/myratings\n/recommend 3\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert restart.returncode == 0, restart.stderr
+    assert "★★★★½ (4.5) Heat (1995)" in restart.stdout
+    assert "Your top 3 picks" in restart.stdout
+    connection = sqlite3.connect(tmp_path / "bot.db")
+    status, error = connection.execute(
+        "SELECT status, error FROM model_runs ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    connection.close()
+    assert status == "failed"
+    assert "interrupted" in error

@@ -3,7 +3,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,31 +16,13 @@ from bot.db import runs as run_store
 from bot.errors import AmbiguousTitleError, RetrainRunningError, TitleNotFoundError, UserFacingError
 from bot.service import MovieService, ServiceConfig
 from recommender import load_bundle
-from tests.helpers import write_tiny_csv
-
-PARAMS = {"n_components": 3, "max_iter": 60}
-
-
-def make_config(tmp_path: Path, source: Path) -> ServiceConfig:
-    return ServiceConfig(
-        movielens_source=str(source),
-        data_dir=tmp_path / "data",
-        model_path=tmp_path / "models" / "model.joblib",
-        model_params=PARAMS,
-    )
+from tests.helpers import gate_refits, tiny_service
 
 
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[MovieService]:
-    db = await database.connect(tmp_path / "bot.db")
-    svc = MovieService(
-        db, make_config(tmp_path, write_tiny_csv(tmp_path)), executor=ThreadPoolExecutor(1)
-    )
-    await svc.start()
-    await svc.wait_until_ready()
-    yield svc
-    await svc.close()
-    await db.close()
+    async with tiny_service(tmp_path) as svc:
+        yield svc
 
 
 async def test_startup_fits_a_model_when_none_is_saved(service: MovieService) -> None:
@@ -205,14 +186,7 @@ async def test_retrain_includes_chat_ratings_and_swaps_the_model(service: MovieS
 async def test_second_retrain_while_one_runs_is_told_it_is_running(
     service: MovieService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    gate = threading.Event()
-    real = service_module.fit_and_save
-
-    def slow(*args: object) -> object:
-        gate.wait(10)
-        return real(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(service_module, "fit_and_save", slow)
+    gate = gate_refits(monkeypatch)
     first = asyncio.create_task(service.retrain("admin", 1))
     await asyncio.sleep(0.05)
     with pytest.raises(RetrainRunningError, match="already running"):

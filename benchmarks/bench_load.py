@@ -1,0 +1,107 @@
+"""Rate and recommend latency under load: 200 members at once while a real refit runs.
+
+Through the service (the layer both Discord and the console use), on ml-latest-small, with the
+refit in its worker process as in production. Baseline in the same run: the same operations by
+one member on an idle bot.
+
+    uv run python benchmarks/bench_load.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks._common import machine, movielens_source, ms, table
+from bot import db as database
+from bot.service import MovieService, ServiceConfig
+
+MEMBERS, PER_MEMBER = 200, 20
+
+
+async def run() -> list[list[str]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        db = await database.connect(Path(tmp) / "bot.db")
+        service = MovieService(
+            db,
+            ServiceConfig(
+                movielens_source=movielens_source(),
+                data_dir=Path(tmp),
+                model_path=Path(tmp) / "m.joblib",
+            ),
+        )
+        await service.start()
+        await service.wait_until_ready()
+        movies = [m.movie_id for m in service.catalog.popular(400)]  # type: ignore[union-attr]
+        rng = np.random.default_rng(0)
+
+        async def member(user: int, rate_t: list[float], rec_t: list[float]) -> None:
+            for i, movie in enumerate(rng.choice(movies, PER_MEMBER, replace=False).tolist()):
+                started = time.perf_counter()
+                await service.rate(user, movie, float(rng.choice(np.arange(1, 11) / 2)))
+                rate_t.append(time.perf_counter() - started)
+                if i % 5 == 4:
+                    started = time.perf_counter()
+                    await service.recommend(user, 10)
+                    rec_t.append(time.perf_counter() - started)
+
+        idle_rate: list[float] = []
+        idle_rec: list[float] = []
+        for user in range(10):
+            await member(100_000 + user, idle_rate, idle_rec)
+        load_rate: list[float] = []
+        load_rec: list[float] = []
+        refit = asyncio.create_task(service.retrain("admin"))
+        await asyncio.sleep(0.5)  # the worker has started fitting
+        started = time.perf_counter()
+        await asyncio.gather(*(member(u, load_rate, load_rec) for u in range(1, MEMBERS + 1)))
+        wall = time.perf_counter() - started
+        running = service.retrain_running_for is not None
+        result = await refit
+        await service.close()
+        await db.close()
+    print(
+        f"{MEMBERS * PER_MEMBER:,} ratings and {len(load_rec):,} recommends in {wall:.1f} s; "
+        f"refit still running when the load ended: {running}; refit took {result.seconds:.1f} s"
+    )
+    rows = []
+    for name, idle, loaded in (("rate", idle_rate, load_rate), ("recommend", idle_rec, load_rec)):
+        a, b = np.array(idle), np.array(loaded)
+        rows.append(
+            [
+                name,
+                ms(a, 50),
+                ms(a, 99),
+                ms(b, 50),
+                ms(b, 99),
+                f"{np.median(b) / np.median(a):.0f}x",
+            ]
+        )
+    return rows
+
+
+def main() -> None:
+    rows = asyncio.run(run())
+    print(f"Machine: {machine()}\n")
+    print("Per-operation latency as a member sees it (ms), idle vs 200 members at once + refit\n")
+    print(
+        table(
+            [
+                "operation",
+                "idle p50",
+                "idle p99",
+                "under load p50",
+                "under load p99",
+                "median ratio",
+            ],
+            rows,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
