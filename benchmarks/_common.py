@@ -16,13 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def movielens_source() -> str:
     """Find ml-latest-small the same way the tests do (environment, ../shared, data/, download)."""
-    configured = os.environ.get("MOVIELENS_SOURCE")
-    if configured:
-        return configured
-    shared = ROOT.parent / "shared" / "movielens" / "ml-latest-small.zip"
-    if shared.is_file():
-        return str(shared)
-    return "ml-latest-small"
+    from tests.conftest import find_movielens
+
+    return find_movielens()
 
 
 def timings(fn: Callable[[], object], repeat: int, warmup: int = 3) -> np.ndarray:

@@ -5,7 +5,6 @@ Text uses Discord's Markdown; :func:`plain` turns it into terminal text for the 
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 
 import discord.utils
@@ -162,11 +161,6 @@ def forgot(count: int) -> str:
         f"Deleted all {count} of your ratings. They no longer shape your picks, and the next "
         "retrain leaves them out of the model."
     )
-
-
-def timestamp(unix: int) -> str:
-    """Return a Unix time as an ISO date and time (UTC)."""
-    return dt.datetime.fromtimestamp(unix, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 _LINK = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")

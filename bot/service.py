@@ -12,6 +12,7 @@ import io
 import logging
 import math
 import multiprocessing
+import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -182,7 +183,10 @@ class MovieService:
         if await asyncio.to_thread(remove_stale_temp_files, self.config.model_path):
             log.warning("Removed an unfinished model file left by an interrupted save")
         self.dataset = await asyncio.to_thread(
-            load_dataset, self.config.movielens_source, self.config.data_dir, progress=False
+            load_dataset,
+            self.config.movielens_source,
+            self.config.data_dir,
+            progress=sys.stderr.isatty(),  # a download bar for a person at a terminal
         )
         self.catalog = await asyncio.to_thread(Catalog, self.dataset.movies, self.dataset.ratings)
         self._popular_order = await asyncio.to_thread(_popular_order, self.dataset.ratings)

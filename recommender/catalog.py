@@ -15,7 +15,7 @@ import bisect
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -392,11 +392,6 @@ class Catalog:
         """Return the movie with this MovieLens id, or None."""
         position = self._position.get(int(movie_id))
         return None if position is None else self._movies[position]
-
-    def movies(self, movie_ids: Iterable[int]) -> list[Movie]:
-        """Return the known movies among ``movie_ids``, in the given order."""
-        found = (self.get(m) for m in movie_ids)
-        return [m for m in found if m is not None]
 
     def popular(self, n: int = 25) -> list[Movie]:
         """Return the ``n`` most rated movies."""

@@ -19,7 +19,6 @@ import io
 import logging
 import os
 import re
-import shutil
 import tempfile
 import urllib.error
 import urllib.parse
@@ -594,12 +593,3 @@ def load_dataset(
         users=users,
         fingerprint=_fingerprint(movies, ratings),
     )
-
-
-def clear_cache(cache_dir: Path = DEFAULT_CACHE_DIR, name: str | None = None) -> None:
-    """Delete cached downloads (one data set's, or all)."""
-    for path in Path(cache_dir).glob(f"{name or 'ml-*'}.zip*"):
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()

@@ -96,6 +96,14 @@ def test_a_new_rating_changes_the_next_recommendations(board: NMFRecommender) ->
     assert any(block_of(r.movie_id) == 1 for r in after)
 
 
+def dense_row(ids: np.ndarray, user: dict[int, float]) -> np.ndarray:
+    """Return a user's ratings as one dense row over the model's movie columns."""
+    row = np.zeros((1, len(ids)))
+    for movie, stars in user.items():
+        row[0, np.searchsorted(ids, movie)] = stars
+    return row
+
+
 def test_fold_in_matches_sklearn_transform(board: NMFRecommender) -> None:
     ratings, _ = checkerboard()
     matrix, ids = build_matrix(ratings)
@@ -104,10 +112,7 @@ def test_fold_in_matches_sklearn_transform(board: NMFRecommender) -> None:
     ).fit(matrix.astype(np.float64))
     assert np.allclose(nmf.components_, board.components_)
     user = {100: 5.0, 103: 4.0, 107: 2.5}
-    row = np.zeros((1, len(ids)))
-    for movie, stars in user.items():
-        row[0, np.searchsorted(ids, movie)] = stars
-    expected = nmf.transform(row)[0]
+    expected = nmf.transform(dense_row(ids, user))[0]
     got = board.fold_in(user)
     assert np.linalg.norm(got - expected) / np.linalg.norm(expected) < 1e-6
 
@@ -127,10 +132,7 @@ def test_fold_in_matches_sklearn_transform_on_movielens(fitted: NMFRecommender, 
     nmf.n_components_ = fitted.components_.shape[0]
     nmf.n_features_in_ = len(ids)
     user = {318: 5.0, 6: 4.5, 2571: 4.0, 1: 2.0, 260: 5.0}
-    row = np.zeros((1, len(ids)))
-    for movie, stars in user.items():
-        row[0, np.searchsorted(ids, movie)] = stars
-    expected = nmf.transform(row)[0]
+    expected = nmf.transform(dense_row(ids, user))[0]
     got = fitted.fold_in(user)
     assert np.linalg.norm(got - expected) / np.linalg.norm(expected) < 1e-6
 
