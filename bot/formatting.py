@@ -173,16 +173,21 @@ def plain(text: str) -> str:
     return re.sub(r"\\([*_~|>`\\])", r"\1", text)
 
 
+def plural(count: int, word: str) -> str:
+    """Return ``1 rating`` or ``3 ratings``."""
+    return f"{count:,} {word}" if count == 1 else f"{count:,} {word}s"
+
+
 def stats_lines(stats: ServerStatsView) -> list[str]:
     """Return a server's numbers as lines."""
     if stats.ratings == 0:
         return ["Nobody here has rated a movie yet. Be the first: /rate"]
-    lines = [f"{stats.members:,} members rated {stats.ratings:,} movies here."]
+    lines = [f"{plural(stats.members, 'member')} rated {plural(stats.ratings, 'movie')} here."]
     if stats.most_rated:
         lines.append("")
         lines.append("**Most rated**")
         lines += [
-            f"{i}. {movie_name(m)} — {n} ratings, mean {mean:.1f}"
+            f"{i}. {movie_name(m)} — {plural(n, 'rating')}, mean {mean:.1f}"
             for i, (m, n, mean) in enumerate(stats.most_rated, 1)
         ]
     lines.append("")
