@@ -231,7 +231,7 @@ def evaluation_chart(results: Sequence[Mapping[str, Any]]) -> bytes:
     ax.set_xlabel("scenario (k=N: a new user with N ratings revealed)")
     ax.set_ylabel("NDCG@10")
     ax.set_title("Recommendation quality, same splits for every model")
-    ax.legend(frameon=False, fontsize=8, ncol=2)
+    ax.legend(frameon=False, fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     ax.grid(axis="y", alpha=0.3)
     return _png(fig)
 
