@@ -26,6 +26,7 @@ COGS = (
     "bot.cogs.help",
 )
 COMMAND_HASH_KEY = "global_commands_sha1"
+UNKNOWN_INTERACTION = 10062  # Discord's error code for an expired interaction token
 APOLOGY = "Sorry, something went wrong on my side. It has been logged; please try again later."
 
 
@@ -59,6 +60,12 @@ class MovieTree(app_commands.CommandTree["MovieBot"]):
     ) -> None:
         """Tell the member what went wrong; log anything that is not their mistake."""
         original = getattr(error, "original", error)
+        if isinstance(original, discord.NotFound) and original.code == UNKNOWN_INTERACTION:
+            # Discord gave up on the interaction (3 s passed); there is no one to answer now.
+            log.warning(
+                "An interaction from user %s expired before it was answered", interaction.user.id
+            )
+            return
         if isinstance(original, AmbiguousTitleError):
             # Cogs offer a choice themselves; reaching here means a plain reply is enough.
             text = f"{original} " + ", ".join(m.label for m in original.candidates[:10])

@@ -107,6 +107,7 @@ class FakeDiscord:
         self.global_command_syncs: list[list[dict[str, Any]]] = []
         self.guild_command_syncs: list[list[dict[str, Any]]] = []
         self.exchanges: dict[str, Exchange] = {}
+        self.expire_next = 0  # answer this many callbacks "Unknown interaction", as if too late
         self.messages: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ lifecycle
@@ -225,6 +226,11 @@ class FakeDiscord:
             return self._json(commands)
         if parts[:1] == ["interactions"] and parts[-1] == "callback":
             exchange = self.exchanges.get(parts[1])
+            if exchange is not None and self.expire_next > 0:
+                self.expire_next -= 1
+                exchange.settled.set()
+                exchange.answered.set()
+                return self._json({"message": "Unknown interaction", "code": 10062}, 404)
             if exchange is None:
                 return self._json({"message": "Unknown interaction", "code": 10062}, 404)
             exchange.responses.append(body)

@@ -383,3 +383,19 @@ async def test_sync_publishes_commands_globally_and_exits(
             assert fake.identifies == 0  # it never went online
     finally:
         await fake.stop()
+
+
+async def test_an_expired_interaction_is_logged_and_the_bot_carries_on(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    h.fake.expire_next = 1  # the bot's first answer arrives after Discord gave up
+    with caplog.at_level(logging.WARNING):
+        late = await h.fake.command("recommend")
+        await asyncio.wait_for(late.settled.wait(), 10)
+        await asyncio.sleep(0.2)
+    assert late.responses == []
+    assert late.messages == []
+    assert "expired before it was answered" in caplog.text
+    assert "Traceback" not in caplog.text
+    ex = await h.fake.settle(await h.fake.command("recommend", {"count": 1}))
+    assert "Popular picks" in ex.text()
