@@ -231,3 +231,19 @@ def test_evaluate_and_report(env: dict[str, str], tmp_path: Path) -> None:
     html = (tmp_path / "rep" / "report.html").read_text()
     assert "Recommendation quality" in html
     assert "The model&#x27;s map of movies" in html
+
+
+def test_env_example_is_a_valid_configuration(env: dict[str, str], tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / ".env").write_text((root / ".env.example").read_text())
+    keys = [
+        line.split("=")[0]
+        for line in (root / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    from bot.settings import Settings
+
+    assert {k.lower() for k in keys} == set(Settings.model_fields)  # every setting is documented
+    clean = {k: v for k, v in env.items() if k not in keys or k == "MOVIELENS_SOURCE"}
+    result = run(["search", "heat", "--json"], clean, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
