@@ -247,3 +247,13 @@ def test_env_example_is_a_valid_configuration(env: dict[str, str], tmp_path: Pat
     clean = {k: v for k, v in env.items() if k not in keys or k == "MOVIELENS_SOURCE"}
     result = run(["search", "heat", "--json"], clean, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+def test_data_fetch_checks_a_local_copy(env: dict[str, str], tmp_path: Path) -> None:
+    result = run(["data", "fetch", env["MOVIELENS_SOURCE"], "--json"], env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert (info["name"], info["movies"], info["users"]) == ("ml-tiny", 13, 24)
+    missing = run(["data", "fetch", str(tmp_path / "nope.zip")], env, cwd=tmp_path)
+    assert missing.returncode == 1
+    assert "MovieLens data not found" in missing.stderr

@@ -399,3 +399,21 @@ async def test_an_expired_interaction_is_logged_and_the_bot_carries_on(
     assert "Traceback" not in caplog.text
     ex = await h.fake.settle(await h.fake.command("recommend", {"count": 1}))
     assert "Popular picks" in ex.text()
+
+
+async def test_the_schedule_refits_after_new_ratings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.db import runs as run_store
+
+    async for h in start_harness(tmp_path, monkeypatch, refit_interval_minutes=0.01):
+        await h.service.rate(1001, 1, 4.0)
+        for _ in range(100):
+            runs = await run_store.recent(h.service.db)
+            if runs[0].trigger == "schedule" and runs[0].status == "succeeded":
+                break
+            await asyncio.sleep(0.1)
+        assert runs[0].trigger == "schedule"
+        assert runs[0].status == "succeeded"
+        assert runs[0].n_chat_ratings == 1
+        assert await h.service.pending_changes() == 0
