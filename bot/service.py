@@ -46,6 +46,7 @@ from recommender import (
     load_dataset,
     single_threaded_blas,
 )
+from recommender.baselines import PopularityRecommender
 from recommender.catalog import MAX_QUERY_CHARS
 from recommender.persistence import remove_stale_temp_files
 from recommender.training import fit_and_save
@@ -519,10 +520,9 @@ class MovieService:
 
 def _popular_order(ratings: pd.DataFrame) -> np.ndarray:
     """Return movie ids by damped mean rating, best first (the no-model fallback)."""
-    grouped = ratings.groupby("movie_id")["rating"].agg(["count", "sum"])
-    mean = grouped["sum"].sum() / max(grouped["count"].sum(), 1)
-    score = (grouped["sum"] + POPULAR_DAMPING * mean) / (grouped["count"] + POPULAR_DAMPING)
-    return score.sort_values(ascending=False, kind="stable").index.to_numpy(np.int64)
+    popularity = PopularityRecommender("damped_mean", damping=POPULAR_DAMPING).fit(ratings)
+    order = np.argsort(-popularity.scores_, kind="stable")
+    return popularity.item_ids_[order]
 
 
 def ratings_frame(rows: Sequence[tuple[int, int, float]]) -> pd.DataFrame:

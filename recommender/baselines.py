@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import svds
 from sklearn.base import BaseEstimator
 
-from recommender.model import UserRatings, build_matrix
+from recommender.model import UserRatings, build_matrix, damped_mean
 
 
 class _ColumnMixin:
@@ -62,8 +62,7 @@ class PopularityRecommender(_ColumnMixin, BaseEstimator):
         if self.kind == "count":
             self.scores_ = counts
         elif self.kind == "damped_mean":
-            mean = sums.sum() / counts.sum()
-            self.scores_ = (sums + self.damping * mean) / (counts + self.damping)
+            self.scores_ = damped_mean(sums, counts, self.damping)
         else:
             raise ValueError(f"Unknown popularity kind {self.kind!r}")
         return self

@@ -208,7 +208,7 @@ class NMFRecommender(BaseEstimator):
         global_mean = float(sums.sum() / max(counts.sum(), 1))
         self.item_counts_ = counts
         self.global_mean_ = global_mean
-        self.popularity_ = (sums + self.damping * global_mean) / (counts + self.damping)
+        self.popularity_ = damped_mean(sums, counts, self.damping)
 
     def _set_metadata(self, movies: pd.DataFrame | None) -> None:
         n_items = len(self.item_ids_)
@@ -491,6 +491,15 @@ class NMFRecommender(BaseEstimator):
         """Return the number of movies the model has factors for."""
         self._check_fitted()
         return len(self.item_ids_)
+
+
+def damped_mean(sums: np.ndarray, counts: np.ndarray, damping: float) -> np.ndarray:
+    """Return each movie's mean rating pulled toward the global mean by ``damping`` pseudo-ratings.
+
+    A film with one 5-star rating no longer outranks one with hundreds of 4.5s.
+    """
+    global_mean = float(sums.sum() / max(counts.sum(), 1))
+    return (sums + damping * global_mean) / (counts + damping)
 
 
 def _rank_scores(values: np.ndarray) -> np.ndarray:
