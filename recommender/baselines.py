@@ -130,6 +130,9 @@ class PureSVDRecommender(_ColumnMixin, BaseEstimator):
         """Compute the top singular vectors of the users x movies matrix."""
         matrix, self.item_ids_ = build_matrix(ratings)
         k = min(self.n_components, min(matrix.shape) - 1)
+        if k < 1:  # a single user or movie: nothing to factorize, every score is 0
+            self.components_ = np.zeros((0, matrix.shape[1]))
+            return self
         _, _, vt = svds(matrix.astype(np.float64), k=k, random_state=0)
         self.components_ = vt
         return self

@@ -257,3 +257,27 @@ def test_data_fetch_checks_a_local_copy(env: dict[str, str], tmp_path: Path) -> 
     missing = run(["data", "fetch", str(tmp_path / "nope.zip")], env, cwd=tmp_path)
     assert missing.returncode == 1
     assert "MovieLens data not found" in missing.stderr
+
+
+def test_evaluate_runs_on_the_ml100k_layout(env: dict[str, str], tmp_path: Path) -> None:
+    from tests.helpers import write_100k
+
+    source = write_100k(tmp_path)
+    result = run(
+        [
+            "evaluate",
+            "--dataset",
+            str(source),
+            "--folds",
+            "2",
+            "--reveal",
+            "1",
+            "--components",
+            "2",
+            "--json",
+        ],
+        env,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["dataset"] == "ml-100k"
