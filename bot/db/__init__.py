@@ -60,7 +60,10 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """Run the body as one write transaction; roll back on any error."""
+        """Run the body as one write transaction; roll back on any error.
+
+        SQLite errors, here or in the body, become a :class:`StorageError` a member can read.
+        """
         async with self._lock:
             try:
                 await self.connection.execute("BEGIN IMMEDIATE")
@@ -69,9 +72,12 @@ class Database:
                 raise describe(exc) from exc
             try:
                 yield self.connection
-            except BaseException:
+            except BaseException as exc:
                 with contextlib.suppress(sqlite3.Error):
                     await self.connection.rollback()
+                if isinstance(exc, sqlite3.Error):
+                    log.warning("Write failed on %s: %s", self.path, exc)
+                    raise describe(exc) from exc
                 raise
             try:
                 await self.connection.commit()

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass
 
-from bot.db import Database, describe
+from bot.db import Database
 
 
 @dataclass(frozen=True)
@@ -31,65 +30,55 @@ async def upsert(
     """Save a rating (overwriting the member's previous one); return the previous value or None."""
     now = _now()
     async with db.transaction() as conn:
-        try:
-            async with conn.execute(
-                "SELECT rating FROM ratings WHERE user_id = ? AND movie_id = ?", (user_id, movie_id)
-            ) as cursor:
-                row = await cursor.fetchone()
+        async with conn.execute(
+            "SELECT rating FROM ratings WHERE user_id = ? AND movie_id = ?", (user_id, movie_id)
+        ) as cursor:
+            row = await cursor.fetchone()
+        await conn.execute(
+            "INSERT INTO ratings (user_id, movie_id, rating, guild_id, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (user_id, movie_id) DO UPDATE SET"
+            " rating = excluded.rating, guild_id = COALESCE(excluded.guild_id, guild_id),"
+            " updated_at = excluded.updated_at",
+            (user_id, movie_id, rating, guild_id, now, now),
+        )
+        if row is None or float(row[0]) != rating:
             await conn.execute(
-                "INSERT INTO ratings (user_id, movie_id, rating, guild_id, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (user_id, movie_id) DO UPDATE SET"
-                " rating = excluded.rating, guild_id = COALESCE(excluded.guild_id, guild_id),"
-                " updated_at = excluded.updated_at",
-                (user_id, movie_id, rating, guild_id, now, now),
+                "INSERT INTO rating_events (user_id, movie_id, kind, at) VALUES (?, ?, 'rate', ?)",
+                (user_id, movie_id, now),
             )
-            if row is None or float(row[0]) != rating:
-                await conn.execute(
-                    "INSERT INTO rating_events (user_id, movie_id, kind, at)"
-                    " VALUES (?, ?, 'rate', ?)",
-                    (user_id, movie_id, now),
-                )
-        except sqlite3.Error as exc:
-            raise describe(exc) from exc
     return None if row is None else float(row[0])
 
 
 async def delete(db: Database, user_id: int, movie_id: int) -> float | None:
     """Remove one rating; return the removed value, or None if there was none."""
     async with db.transaction() as conn:
-        try:
-            async with conn.execute(
-                "DELETE FROM ratings WHERE user_id = ? AND movie_id = ? RETURNING rating",
-                (user_id, movie_id),
-            ) as cursor:
-                row = await cursor.fetchone()
-            if row is not None:
-                await conn.execute(
-                    "INSERT INTO rating_events (user_id, movie_id, kind, at)"
-                    " VALUES (?, ?, 'unrate', ?)",
-                    (user_id, movie_id, _now()),
-                )
-        except sqlite3.Error as exc:
-            raise describe(exc) from exc
+        async with conn.execute(
+            "DELETE FROM ratings WHERE user_id = ? AND movie_id = ? RETURNING rating",
+            (user_id, movie_id),
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is not None:
+            await conn.execute(
+                "INSERT INTO rating_events (user_id, movie_id, kind, at)"
+                " VALUES (?, ?, 'unrate', ?)",
+                (user_id, movie_id, _now()),
+            )
     return None if row is None else float(row[0])
 
 
 async def delete_user(db: Database, user_id: int) -> int:
     """Remove all of a member's ratings; return how many there were."""
     async with db.transaction() as conn:
-        try:
-            cursor = await conn.execute("DELETE FROM ratings WHERE user_id = ?", (user_id,))
-            removed = cursor.rowcount
-            await cursor.close()
-            if removed:
-                await conn.execute(
-                    "INSERT INTO rating_events (user_id, movie_id, kind, at)"
-                    " VALUES (?, NULL, 'forget', ?)",
-                    (user_id, _now()),
-                )
-        except sqlite3.Error as exc:
-            raise describe(exc) from exc
+        cursor = await conn.execute("DELETE FROM ratings WHERE user_id = ?", (user_id,))
+        removed = cursor.rowcount
+        await cursor.close()
+        if removed:
+            await conn.execute(
+                "INSERT INTO rating_events (user_id, movie_id, kind, at)"
+                " VALUES (?, NULL, 'forget', ?)",
+                (user_id, _now()),
+            )
     return int(removed)
 
 
