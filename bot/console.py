@@ -15,6 +15,7 @@ from typing import TextIO
 
 from bot import formatting as fmt
 from bot.errors import AmbiguousTitleError, UserFacingError
+from bot.ratings import parse_rating
 from bot.service import MovieService
 from bot.text import escape
 from recommender import Movie
@@ -120,8 +121,6 @@ class Console:
         async def run(movie: Movie) -> None:
             result = await self.service.rate(self.user_id, movie.movie_id, rating)
             self.say(fmt.rated(result))
-
-        from bot.ratings import parse_rating
 
         parse_rating(rating)
         await self._with_movie(title, run)

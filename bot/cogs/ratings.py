@@ -12,7 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import formatting as fmt
-from bot.client import reply
+from bot.client import APOLOGY, reply
 from bot.errors import AmbiguousTitleError, UserFacingError
 from bot.ratings import parse_rating
 from bot.service import MovieService, RatingsPage
@@ -49,7 +49,7 @@ class OwnedView(discord.ui.View):
             await reply(interaction, str(error))
             return
         log.error("A button or menu failed for user %s", interaction.user.id, exc_info=error)
-        await reply(interaction, "Sorry, something went wrong on my side. Please try again.")
+        await reply(interaction, APOLOGY)
 
 
 class ChooseMovieView(OwnedView):
