@@ -15,30 +15,20 @@ from sklearn.base import BaseEstimator
 from recommender.model import UserRatings, build_matrix, damped_mean
 
 
-class _ColumnMixin:
-    item_ids_: np.ndarray
-
-    def _index(self) -> dict[int, int]:
-        return {int(m): i for i, m in enumerate(self.item_ids_.tolist())}
-
-    def _row(self, user_ratings: UserRatings) -> tuple[np.ndarray, np.ndarray]:
-        column = self._column_cache
-        pairs = [(column[int(m)], float(r)) for m, r in user_ratings.items() if int(m) in column]
-        if not pairs:
-            return np.empty(0, dtype=np.int64), np.empty(0)
-        cols, vals = zip(*pairs, strict=True)
-        return np.array(cols, dtype=np.int64), np.array(vals)
-
-    @property
-    def _column_cache(self) -> dict[int, int]:
-        cached: dict[int, int] | None = self.__dict__.get("_columns")
-        if cached is None:
-            cached = self._index()
-            self.__dict__["_columns"] = cached
-        return cached
+def _user_row(item_ids: np.ndarray, user_ratings: UserRatings) -> tuple[np.ndarray, np.ndarray]:
+    """Return the columns and stars of the user's ratings of known movies (ids are sorted)."""
+    if not user_ratings or item_ids.size == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0)
+    movies = np.fromiter((int(m) for m in user_ratings), dtype=np.int64, count=len(user_ratings))
+    stars = np.fromiter(
+        (float(r) for r in user_ratings.values()), dtype=np.float64, count=len(user_ratings)
+    )
+    cols = np.minimum(np.searchsorted(item_ids, movies), item_ids.size - 1)
+    known = item_ids[cols] == movies
+    return cols[known], stars[known]
 
 
-class PopularityRecommender(_ColumnMixin, BaseEstimator):
+class PopularityRecommender(BaseEstimator):
     """Rank movies by popularity, the same for everyone.
 
     Parameters
@@ -72,7 +62,7 @@ class PopularityRecommender(_ColumnMixin, BaseEstimator):
         return self.scores_.copy()
 
 
-class ItemKNNRecommender(_ColumnMixin, BaseEstimator):
+class ItemKNNRecommender(BaseEstimator):
     """Item-based k-nearest-neighbours with cosine similarity on mean-centred ratings.
 
     Parameters
@@ -108,14 +98,14 @@ class ItemKNNRecommender(_ColumnMixin, BaseEstimator):
 
     def score(self, user_ratings: UserRatings) -> np.ndarray:
         """Return the rating-weighted sum of similarities to the user's movies."""
-        cols, vals = self._row(user_ratings)
+        cols, vals = _user_row(self.item_ids_, user_ratings)
         if cols.size == 0:
             return np.zeros(len(self.item_ids_))
         weights = vals - 2.5  # liked movies pull neighbours up, disliked ones push them down
         return np.asarray(self.similarity_[cols].T @ weights).ravel()
 
 
-class PureSVDRecommender(_ColumnMixin, BaseEstimator):
+class PureSVDRecommender(BaseEstimator):
     """PureSVD (Cremonesi et al. 2010): truncated SVD of the rating matrix, fold-in by projection.
 
     Parameters
@@ -139,7 +129,7 @@ class PureSVDRecommender(_ColumnMixin, BaseEstimator):
 
     def score(self, user_ratings: UserRatings) -> np.ndarray:
         """Return ``x Vᵀ V``, the user's ratings projected on the item space."""
-        cols, vals = self._row(user_ratings)
+        cols, vals = _user_row(self.item_ids_, user_ratings)
         if cols.size == 0:
             return np.zeros(len(self.item_ids_))
         return (self.components_[:, cols] @ vals) @ self.components_

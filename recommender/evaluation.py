@@ -62,6 +62,26 @@ def _user_groups(ratings: pd.DataFrame) -> dict[int, pd.DataFrame]:
     return {int(u): g for u, g in ratings.groupby("user_id", sort=True)}  # type: ignore[arg-type]
 
 
+def reveal_cases(
+    user_id: int, frame: pd.DataFrame, reveal: Sequence[int], rng: np.random.Generator
+) -> dict[int, Case]:
+    """Return one case per ``k``: ``k`` of the user's ratings revealed, the relevant rest to find.
+
+    One random order per user, so the ratings revealed at a larger ``k`` include those at a
+    smaller one. A ``k`` that leaves nothing relevant to find has no case.
+    """
+    order = rng.permutation(len(frame))
+    movies = frame["movie_id"].to_numpy()[order]
+    stars = frame["rating"].to_numpy()[order]
+    cases = {}
+    for k in reveal:
+        relevant = frozenset(movies[k:][stars[k:] >= RELEVANT].tolist())
+        if relevant:
+            known = dict(zip(movies[:k].tolist(), stars[:k].astype(float).tolist(), strict=True))
+            cases[k] = Case(user_id, known, relevant)
+    return cases
+
+
 def new_user_folds(
     ratings: pd.DataFrame,
     n_folds: int = 5,
@@ -85,17 +105,8 @@ def new_user_folds(
         train = ratings.loc[~ratings["user_id"].isin(test_set)]
         cases: dict[str, list[Case]] = {f"k={k}": [] for k in reveal}
         for user in sorted(test_set):
-            frame = groups[int(user)]
-            order = rng.permutation(len(frame))
-            movies = frame["movie_id"].to_numpy()[order]
-            stars = frame["rating"].to_numpy()[order]
-            for k in reveal:
-                known = dict(
-                    zip(movies[:k].tolist(), stars[:k].astype(float).tolist(), strict=True)
-                )
-                relevant = frozenset(movies[k:][stars[k:] >= RELEVANT].tolist())
-                if relevant:
-                    cases[f"k={k}"].append(Case(int(user), known, relevant))
+            for k, case in reveal_cases(int(user), groups[int(user)], reveal, rng).items():
+                cases[f"k={k}"].append(case)
         yield Fold(train, cases)
 
 
@@ -156,15 +167,25 @@ def metrics_at(recommended: np.ndarray, relevant: frozenset[int], n: int) -> dic
     }
 
 
+MEASURES = ("precision", "recall", "ndcg", "map")
+
+
+def _accumulate(
+    model: Scorer, cases: Sequence[Case], n: int, totals: dict[str, float], seen: set[int]
+) -> None:
+    """Add the measures of ``cases`` to ``totals`` and their recommended movies to ``seen``."""
+    column = {int(m): i for i, m in enumerate(model.item_ids_.tolist())}
+    for case in cases:
+        recommended = top_n(model, column, case.known, n)
+        seen.update(recommended.tolist())
+        for measure, value in metrics_at(recommended, case.relevant, n).items():
+            totals[measure] += value
+
+
 def evaluate_cases(model: Scorer, cases: Sequence[Case], n: int = 10) -> dict[str, float]:
     """Return the mean measures at ``n`` of an already fitted model over ``cases``."""
-    column = {int(m): i for i, m in enumerate(model.item_ids_.tolist())}
-    totals = dict.fromkeys(("precision", "recall", "ndcg", "map"), 0.0)
-    for case in cases:
-        for measure, value in metrics_at(
-            top_n(model, column, case.known, n), case.relevant, n
-        ).items():
-            totals[measure] += value
+    totals = dict.fromkeys(MEASURES, 0.0)
+    _accumulate(model, cases, n, totals, set())
     return {measure: value / max(len(cases), 1) for measure, value in totals.items()}
 
 
@@ -204,18 +225,10 @@ def evaluate(
             model = factory()
             model.fit(fold.train)
             fit_time[name] = fit_time.get(name, 0.0) + time.perf_counter() - started
-            column = {int(m): i for i, m in enumerate(model.item_ids_.tolist())}
             for scenario, cases in fold.cases.items():
                 key = (name, scenario)
-                total = sums.setdefault(
-                    key, dict.fromkeys(("precision", "recall", "ndcg", "map"), 0.0)
-                )
-                seen = covered.setdefault(key, set())
-                for case in cases:
-                    recommended = top_n(model, column, case.known, n)
-                    seen.update(recommended.tolist())
-                    for measure, value in metrics_at(recommended, case.relevant, n).items():
-                        total[measure] += value
+                total = sums.setdefault(key, dict.fromkeys(MEASURES, 0.0))
+                _accumulate(model, cases, n, total, covered.setdefault(key, set()))
                 counts[key] = counts.get(key, 0) + len(cases)
     results = []
     for (name, scenario), total in sums.items():

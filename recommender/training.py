@@ -89,18 +89,14 @@ def quick_quality(
 ) -> dict[str, float]:
     """Return NDCG@10 of the model and of popular picks for held-out users (``reveal`` known)."""
     from recommender.baselines import PopularityRecommender
-    from recommender.evaluation import Case, evaluate_cases
+    from recommender.evaluation import evaluate_cases, reveal_cases
 
     rng = np.random.default_rng(0)
-    cases = []
-    for user, frame in held_out.groupby("user_id"):
-        order = rng.permutation(len(frame))
-        movies = frame["movie_id"].to_numpy()[order]
-        stars = frame["rating"].to_numpy()[order]
-        relevant = frozenset(movies[reveal:][stars[reveal:] >= 4.0].tolist())
-        if relevant:
-            known = dict(zip(movies[:reveal].tolist(), stars[:reveal].astype(float), strict=True))
-            cases.append(Case(int(user), known, relevant))  # type: ignore[arg-type]
+    cases = [
+        case
+        for user, frame in held_out.groupby("user_id")
+        for case in reveal_cases(int(user), frame, (reveal,), rng).values()  # type: ignore[arg-type]
+    ]
     if not cases:
         return {}
     popular = PopularityRecommender("count").fit(train)
