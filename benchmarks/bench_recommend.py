@@ -28,7 +28,6 @@ def synthetic_model(n_items: int, k: int = 100, seed: int = 0) -> NMFRecommender
     model.item_ids_ = np.arange(1, n_items + 1, dtype=np.int64)
     model.item_counts_ = rng.zipf(1.6, n_items).clip(1, 50_000)
     model.popularity_ = rng.uniform(0.5, 5.0, n_items)
-    model.global_mean_ = 3.5
     model.n_users_ = 1
     model._set_metadata(None)
     model._prepare()

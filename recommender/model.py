@@ -205,9 +205,7 @@ class NMFRecommender(BaseEstimator):
         csc = matrix.tocsc()
         counts = np.diff(csc.indptr).astype(np.int64)
         sums = np.asarray(csc.sum(axis=0)).ravel().astype(np.float64)
-        global_mean = float(sums.sum() / max(counts.sum(), 1))
         self.item_counts_ = counts
-        self.global_mean_ = global_mean
         self.popularity_ = damped_mean(sums, counts, self.damping)
 
     def _set_metadata(self, movies: pd.DataFrame | None) -> None:

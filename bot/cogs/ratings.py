@@ -185,15 +185,7 @@ class Ratings(commands.Cog):
             result = await self.service.rate(user_id, movie.movie_id, stars, guild_id)
             return fmt.rated(result)
 
-        try:
-            movie = self.service.find(title)
-        except AmbiguousTitleError as exc:
-            view = ChooseMovieView(user_id, exc.candidates, save)
-            await interaction.followup.send(
-                str(exc), view=view, ephemeral=True, allowed_mentions=NONE
-            )
-            return
-        await interaction.followup.send(await save(movie), ephemeral=True, allowed_mentions=NONE)
+        await self._on_title(interaction, title, save)
 
     @app_commands.command(name="unrate", description="Remove one of your ratings.")
     @app_commands.describe(title="The movie whose rating to remove")
@@ -208,13 +200,24 @@ class Ratings(commands.Cog):
             found, removed = await self.service.unrate(user_id, movie.movie_id)
             return fmt.unrated(found, removed)
 
+        await self._on_title(interaction, title, remove)
+
+    async def _on_title(
+        self,
+        interaction: discord.Interaction,
+        title: str,
+        action: Callable[[Movie], Awaitable[str]],
+    ) -> None:
+        """Run ``action`` on the movie ``title`` names, or let the member pick from a menu."""
         try:
             movie = self.service.find(title)
         except AmbiguousTitleError as exc:
-            view = ChooseMovieView(user_id, exc.candidates, remove)
-            await interaction.followup.send(str(exc), view=view, ephemeral=True)
+            view = ChooseMovieView(interaction.user.id, exc.candidates, action)
+            await interaction.followup.send(
+                str(exc), view=view, ephemeral=True, allowed_mentions=NONE
+            )
             return
-        await interaction.followup.send(await remove(movie), ephemeral=True, allowed_mentions=NONE)
+        await interaction.followup.send(await action(movie), ephemeral=True, allowed_mentions=NONE)
 
     @app_commands.command(name="myratings", description="See your ratings (only you can see them).")
     async def myratings(self, interaction: discord.Interaction) -> None:
