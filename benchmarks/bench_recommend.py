@@ -68,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
 
     data = load_dataset(movielens_source(), progress=False)
-    real = NMFRecommender().fit(data.ratings, movies=data.movies)
+    real = NMFRecommender().fit(data.ratings)
     models = {"ml-latest-small (9.7k)": real}
     for n in (10_000, 60_000, 87_000):
         models[f"synthetic {n // 1000}k"] = synthetic_model(n)

@@ -1,7 +1,8 @@
-"""The Discord client: owns the service and settings, loads the cogs, syncs and handles errors."""
+"""The Discord client: owns the service and settings, loads the cogs, syncs commands."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -11,13 +12,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.db import state as state_store
-from bot.errors import AmbiguousTitleError, UserFacingError
+from bot.cogs.errors import report
+from bot.errors import UserFacingError
 from bot.service import MovieService
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN_GRACE_SECONDS = 5.0
+SHUTTING_DOWN = "I'm restarting right now; please try again in a minute."
 COGS = (
     "bot.cogs.ratings",
     "bot.cogs.recommend",
@@ -25,9 +28,6 @@ COGS = (
     "bot.cogs.admin",
     "bot.cogs.help",
 )
-COMMAND_HASH_KEY = "global_commands_sha1"
-UNKNOWN_INTERACTION = 10062  # Discord's error code for an expired interaction token
-APOLOGY = "Sorry, something went wrong on my side. It has been logged; please try again later."
 
 
 class MovieTree(app_commands.CommandTree["MovieBot"]):
@@ -35,84 +35,67 @@ class MovieTree(app_commands.CommandTree["MovieBot"]):
 
     def __init__(self, client: MovieBot) -> None:
         super().__init__(client)
-        self._buckets: dict[int, app_commands.Cooldown] = {}
+        settings = client.settings
+        # Buckets of members idle for a whole window are dropped as new ones are made.
+        self.cooldowns: commands.CooldownMapping[discord.Interaction[MovieBot]] = (
+            commands.CooldownMapping.from_cooldown(
+                settings.command_cooldown_burst,
+                settings.command_cooldown_seconds,
+                lambda interaction: interaction.user.id,
+            )
+        )
 
     async def interaction_check(self, interaction: discord.Interaction[MovieBot], /) -> bool:
-        """Refuse a member's bursts (autocomplete does not count)."""
+        """Refuse commands while shutting down, and a member's bursts (not autocomplete)."""
         if interaction.type is discord.InteractionType.autocomplete:
             return True
-        settings = interaction.client.settings
-        bucket = self._buckets.get(interaction.user.id)
-        if bucket is None:
-            bucket = app_commands.Cooldown(
-                settings.command_cooldown_burst, settings.command_cooldown_seconds
-            )
-            self._buckets[interaction.user.id] = bucket
-            if len(self._buckets) > 10_000:
-                self._buckets = {interaction.user.id: bucket}
-        retry_after = bucket.update_rate_limit()
+        bot = interaction.client
+        if bot.draining:
+            raise UserFacingError(SHUTTING_DOWN)
+        bot.track(asyncio.current_task())
+        bucket = self.cooldowns.get_bucket(interaction)
+        retry_after = bucket.update_rate_limit() if bucket is not None else None
         if retry_after:
+            assert bucket is not None
             raise app_commands.CommandOnCooldown(bucket, retry_after)
         return True
 
     async def on_error(
         self, interaction: discord.Interaction[MovieBot], error: app_commands.AppCommandError, /
     ) -> None:
-        """Tell the member what went wrong; log anything that is not their mistake."""
-        original = getattr(error, "original", error)
-        if isinstance(original, discord.NotFound) and original.code == UNKNOWN_INTERACTION:
-            # Discord gave up on the interaction (3 s passed); there is no one to answer now.
-            log.warning(
-                "An interaction from user %s expired before it was answered", interaction.user.id
-            )
-            return
-        if isinstance(original, AmbiguousTitleError):
-            # Cogs offer a choice themselves; reaching here means a plain reply is enough.
-            text = f"{original} " + ", ".join(m.label for m in original.candidates[:10])
-        elif isinstance(original, UserFacingError):
-            text = str(original)
-        elif isinstance(error, app_commands.CommandOnCooldown):
-            text = f"You're going a bit fast. Try again in {error.retry_after:.0f} s."
-        elif isinstance(error, app_commands.MissingPermissions | app_commands.CheckFailure):
-            text = str(error) or "You can't use this command here."
-        else:
-            command = interaction.command.qualified_name if interaction.command else "?"
-            log.error(
-                "Command /%s failed for user %s", command, interaction.user.id, exc_info=original
-            )
-            text = APOLOGY
-        await reply(interaction, text)
-
-
-async def reply(interaction: discord.Interaction[Any], text: str, **kwargs: Any) -> None:
-    """Send an ephemeral reply, or a follow-up if the interaction was already answered."""
-    kwargs.setdefault("allowed_mentions", discord.AllowedMentions.none())
-    try:
-        if interaction.response.is_done():
-            await interaction.followup.send(text, ephemeral=True, **kwargs)
-        else:
-            await interaction.response.send_message(text, ephemeral=True, **kwargs)
-    except discord.HTTPException:
-        log.warning("Could not deliver a reply to user %s", interaction.user.id, exc_info=True)
+        """Answer through the Discord layer's one error handler."""
+        command = interaction.command.qualified_name if interaction.command else "?"
+        await report(interaction, error, f"Command /{command}")
 
 
 class MovieBot(commands.Bot):
-    """The bot. ``main()`` builds the service and settings and hands them in.
+    """The bot. ``main()`` opens the service and reads the settings and hands them in.
 
-    With ``sync_only`` it publishes the slash commands globally and disconnects.
+    With ``sync_only`` it publishes the slash commands globally and disconnects. Extra keyword
+    options go to :class:`discord.Client` (tests shorten ``guild_ready_timeout``).
     """
 
-    def __init__(self, service: MovieService, settings: Settings, *, sync_only: bool = False):
+    def __init__(
+        self,
+        service: MovieService,
+        settings: Settings,
+        *,
+        sync_only: bool = False,
+        **options: Any,
+    ) -> None:
+        self.service = service
+        self.settings = settings
+        self.sync_only = sync_only
+        self.draining = False
+        self._in_flight: set[asyncio.Task[Any]] = set()
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=discord.Intents(guilds=True),
             tree_cls=MovieTree,
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
+            **options,
         )
-        self.service = service
-        self.settings = settings
-        self.sync_only = sync_only
 
     async def setup_hook(self) -> None:
         """Load the cogs and sync commands (dev server now; globally only when they changed)."""
@@ -141,13 +124,33 @@ class MovieBot(commands.Bot):
     async def sync_global(self, *, force: bool) -> bool:
         """Publish the global commands if they changed since the last sync (or if forced)."""
         digest = self.command_hash()
-        if not force and await state_store.get(self.service.db, COMMAND_HASH_KEY) == digest:
+        if not force and await self.service.commands_synced(digest):
             log.info("Slash commands unchanged since the last global sync")
             return False
         synced = await self.tree.sync()
-        await state_store.put(self.service.db, COMMAND_HASH_KEY, digest)
+        await self.service.remember_commands_synced(digest)
         log.info("Synced %d global slash commands (can take up to an hour to appear)", len(synced))
         return True
+
+    def track(self, task: asyncio.Task[Any] | None) -> None:
+        """Remember a running command or component callback, so shutdown can wait for it."""
+        if task is not None:
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    async def shutdown(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
+        """Stop gracefully: refuse new commands, stop a refit, let running commands finish.
+
+        Then close the gateway and the HTTP session (``start()`` returns); the caller closes
+        the service and its database.
+        """
+        self.draining = True
+        self.service.stop_refit()
+        running = {t for t in self._in_flight if not t.done() and t is not asyncio.current_task()}
+        if running:
+            log.info("Waiting up to %.0f s for %d running command(s)", grace, len(running))
+            await asyncio.wait(running, timeout=grace)
+        await self.close()
 
     async def on_ready(self) -> None:
         """Log who we are once connected."""

@@ -8,40 +8,59 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO, TypeVar
 
 from bot import formatting as fmt
-from bot.errors import AmbiguousTitleError, UserFacingError
-from bot.ratings import parse_rating
-from bot.service import MovieService
+from bot.errors import UserFacingError
+from bot.results import Choice
+from bot.service import MAX_RECOMMENDATIONS, MovieService
 from bot.text import escape
-from recommender import Movie
+from recommender.catalog import Movie
 
 CONSOLE_USER_ID = 0
 PROMPT = "moviebot> "
+MAX_PAGE_DIGITS = 6
+
+T = TypeVar("T")
+FileWriter = Callable[[str, bytes], Path]
 
 
-@dataclass
-class _Pending:
-    """An action waiting for the member to pick one of several movies."""
+def write_file(name: str, data: bytes) -> Path:
+    """Write ``data`` to the file a member named; return its path."""
+    path = Path(name).expanduser()
+    path.write_bytes(data)
+    return path
 
-    candidates: tuple[Movie, ...]
-    run: Callable[[Movie], Awaitable[None]]
+
+def small_number(text: str, limit: int) -> int | None:
+    """Return ``text`` as a whole number if it is plain ASCII digits of sensible length."""
+    if text.isascii() and text.isdigit() and len(text) <= limit:
+        return int(text)
+    return None
 
 
 class Console:
-    """Parse console lines into service calls and print the replies."""
+    """Parse console lines into service calls and print the replies.
+
+    ``write`` saves the files ``/export FILE`` and ``/stats FILE`` ask for (tests pass one that
+    keeps them in memory).
+    """
 
     def __init__(
-        self, service: MovieService, out: TextIO = sys.stdout, user_id: int = CONSOLE_USER_ID
+        self,
+        service: MovieService,
+        out: TextIO = sys.stdout,
+        user_id: int = CONSOLE_USER_ID,
+        write: FileWriter = write_file,
     ) -> None:
         self.service = service
         self.out = out
         self.user_id = user_id
-        self._pending: _Pending | None = None
+        self.write = write
+        self._pending: Choice[None] | None = None
         self._confirm_forget = False
         self._commands: dict[str, Callable[[str], Awaitable[None]]] = {
             "rate": self._rate,
@@ -67,15 +86,13 @@ class Console:
             return True
         if text in {"/quit", "/exit", "quit", "exit"}:
             return False
-        if self._pending is not None and text.isdigit():
-            pending, self._pending = self._pending, None
-            choice = int(text)
+        pending, self._pending = self._pending, None
+        if pending is not None and (choice := small_number(text, 4)) is not None:
             if 1 <= choice <= len(pending.candidates):
                 await self._guard(pending.run(pending.candidates[choice - 1]))
             else:
                 self.say(f"Pick a number from 1 to {len(pending.candidates)}.")
             return True
-        self._pending = None
         if not text.startswith("/"):
             self.say("Commands start with a slash, like /rate Heat 4.5. Type /help for the list.")
             return True
@@ -92,56 +109,46 @@ class Console:
     async def _guard(self, action: Awaitable[None]) -> None:
         try:
             await action
-        except AmbiguousTitleError as exc:
-            self.say(str(exc))
-            for line in fmt.candidates_lines(exc.candidates):
-                self.say(line)
-            self.say("Type the number of the one you mean.")
         except UserFacingError as exc:
             self.say(str(exc))
 
-    def _choose(
-        self, candidates: tuple[Movie, ...], run: Callable[[Movie], Awaitable[None]]
-    ) -> None:
-        self._pending = _Pending(candidates, run)
+    async def _show(self, outcome: T | Choice[T], show: Callable[[T], str]) -> None:
+        """Print the result, or the numbered candidates to pick from with the next line."""
+        if not isinstance(outcome, Choice):
+            self.say(show(outcome))
+            return
+        choice = outcome
 
-    async def _with_movie(self, title: str, run: Callable[[Movie], Awaitable[None]]) -> None:
-        try:
-            movie = self.service.find(title)
-        except AmbiguousTitleError as exc:
-            self._choose(exc.candidates, run)
-            raise
-        await run(movie)
+        async def pick(movie: Movie) -> None:
+            self.say(show(await choice.run(movie)))
+
+        self._pending = Choice(choice.question, choice.candidates, pick)
+        self.say(choice.question)
+        for line in fmt.candidates_lines(choice.candidates):
+            self.say(line)
+        self.say("Type the number of the one you mean.")
 
     async def _rate(self, args: str) -> None:
         title, _, rating = args.rpartition(" ")
         if not title.strip() or not rating:
             raise UserFacingError("Usage: /rate <title> <rating>, for example /rate Heat 4.5")
-
-        async def run(movie: Movie) -> None:
-            result = await self.service.rate(self.user_id, movie.movie_id, rating)
-            self.say(fmt.rated(result))
-
-        parse_rating(rating)
-        await self._with_movie(title, run)
+        await self._show(await self.service.rate_title(self.user_id, title, rating), fmt.rated)
 
     async def _unrate(self, args: str) -> None:
         if not args:
             raise UserFacingError("Usage: /unrate <title>")
-
-        async def run(movie: Movie) -> None:
-            found, removed = await self.service.unrate(self.user_id, movie.movie_id)
-            self.say(fmt.unrated(found, removed))
-
-        await self._with_movie(args, run)
+        await self._show(await self.service.unrate_title(self.user_id, args), fmt.unrated)
 
     async def _recommend(self, args: str) -> None:
-        count, genre = 10, None
+        count, genre = 10, args or None
         first, _, rest = args.partition(" ")
-        if first.isdigit():
-            count, genre = int(first), rest.strip() or None
-        elif args:
-            genre = args
+        if first[:1].isdigit():
+            number = small_number(first, 3)
+            if number is None:
+                raise UserFacingError(
+                    f"I can recommend 1 to {MAX_RECOMMENDATIONS} movies at a time."
+                )
+            count, genre = number, rest.strip() or None
         picks = await self.service.recommend(self.user_id, count, genre)
         self.say(fmt.picks_title(picks))
         for line in fmt.picks_lines(picks):
@@ -149,8 +156,10 @@ class Console:
         self.say(fmt.picks_note(picks))
 
     async def _myratings(self, args: str) -> None:
-        page_number = int(args) - 1 if args.isdigit() and int(args) > 0 else 0
-        page = await self.service.my_ratings(self.user_id, page_number)
+        number = small_number(args, MAX_PAGE_DIGITS) if args else 1
+        if number is None:
+            raise UserFacingError("Usage: /myratings [page], for example /myratings 2")
+        page = await self.service.my_ratings(self.user_id, max(number, 1) - 1)
         self.say(fmt.ratings_title(page))
         for line in fmt.ratings_lines(page):
             self.say(line)
@@ -173,17 +182,21 @@ class Console:
         self._confirm_forget = False
         self.say(fmt.forgot(await self.service.forget(self.user_id)))
 
+    async def _save(self, name: str, data: bytes) -> Path:
+        try:
+            return await asyncio.to_thread(self.write, name, data)
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise UserFacingError(f"Could not write “{escape(name, 60)}”: {reason}.") from exc
+
     async def _export(self, args: str) -> None:
         data = await self.service.export(self.user_id)
         if not args:
             self.out.write(data)
             self.out.flush()
             return
-        try:
-            path = await asyncio.to_thread(_write_text, args, data)
-        except OSError as exc:
-            raise UserFacingError(f"Could not write {args}: {exc.strerror}") from exc
-        self.say(f"Saved your ratings to {path}.")
+        path = await self._save(args, data.encode("utf-8"))
+        self.say(f"Saved your ratings to {escape(str(path), 200)}.")
 
     async def _search(self, args: str) -> None:
         if not args:
@@ -200,8 +213,8 @@ class Console:
         for line in fmt.stats_lines(stats):
             self.say(line)
         if stats.chart_png is not None and args:
-            await asyncio.to_thread(Path(args).write_bytes, stats.chart_png)
-            self.say(f"Chart saved to {args}.")
+            path = await self._save(args, stats.chart_png)
+            self.say(f"Chart saved to {escape(str(path), 200)}.")
 
     async def _help(self, args: str) -> None:
         self.say("Commands:")
@@ -210,26 +223,38 @@ class Console:
         self.say("/search <title> — List matching movies.   /quit — Leave the console.")
 
 
-def _write_text(name: str, data: str) -> Path:
-    path = Path(name).expanduser()
-    path.write_text(data, encoding="utf-8")
-    return path
+def _read_lines(stdin: TextIO, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any]) -> None:
+    """Feed lines into ``queue`` from a daemon thread, so Ctrl-C never waits on a blocked read."""
+    try:
+        for line in iter(stdin.readline, ""):
+            loop.call_soon_threadsafe(queue.put_nowait, line)
+    except (OSError, ValueError, UnicodeDecodeError):
+        pass
+    loop.call_soon_threadsafe(queue.put_nowait, None)
 
 
 async def run_console(
-    service: MovieService, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout
+    service: MovieService, stdin: TextIO | None = None, out: TextIO | None = None
 ) -> None:
     """Read commands until end of input or /quit; prompt only when a person is typing."""
+    stdin = stdin or sys.stdin
+    out = out or sys.stdout
     console = Console(service, out)
     interactive = stdin.isatty()
     if interactive:
         console.say("moviebot console — type /help for commands, /quit to leave.")
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    reader = threading.Thread(
+        target=_read_lines,
+        args=(stdin, asyncio.get_running_loop(), queue),
+        name="console-input",
+        daemon=True,
+    )
+    reader.start()
     while True:
         if interactive:
             out.write(PROMPT)
             out.flush()
-        line = await asyncio.to_thread(stdin.readline)
-        if not line:
-            break
-        if not await console.handle(line):
+        line = await queue.get()
+        if line is None or not await console.handle(line):
             break

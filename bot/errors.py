@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bot.text import escape
-from recommender.catalog import Movie
+
+if TYPE_CHECKING:
+    from recommender.catalog import Movie
 
 
 class UserFacingError(Exception):
@@ -44,3 +48,15 @@ class RetrainRunningError(UserFacingError):
 
 class ModelUnavailableError(UserFacingError):
     """The recommender has no data or model to work with yet."""
+
+
+class NotRefitOwnerError(UserFacingError):
+    """Another process holds the database's refit lease."""
+
+    def __init__(self, holder: int | None) -> None:
+        who = f"process {holder}" if holder else "another process"
+        super().__init__(
+            f"Another moviebot ({who}) refits the model for this database, so this one doesn't. "
+            "Retrain there; this one picks the new model up by itself."
+        )
+        self.holder = holder

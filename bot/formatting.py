@@ -9,16 +9,16 @@ import re
 
 import discord.utils
 
-from bot.ratings import format_number, stars
-from bot.service import (
-    STATS_MIN_RATINGS,
-    Picks,
+from bot.results import (
     RateResult,
     RatingsPage,
+    Recommendations,
     RetrainResult,
     ServerStatsView,
+    UnrateResult,
 )
-from recommender import Movie
+from bot.stars import format_number, stars
+from recommender.catalog import Movie
 
 HELP_COMMANDS = (
     ("/rate <title> <rating>", "Rate a movie from 0.5 to 5 stars (half stars allowed)."),
@@ -53,9 +53,11 @@ def rated(result: RateResult) -> str:
     return text
 
 
-def unrated(movie: Movie, removed: float) -> str:
+def unrated(result: UnrateResult) -> str:
     """Return the confirmation of a removed rating."""
-    return f"Removed your rating of {movie_name(movie)} (it was {rating_text(removed)})."
+    return (
+        f"Removed your rating of {movie_name(result.movie)} (it was {rating_text(result.removed)})."
+    )
 
 
 def links(movie: Movie) -> str:
@@ -78,7 +80,7 @@ def pick_line(position: int, movie: Movie) -> str:
     return f"{position}. {movie_name(movie)}{suffix}"
 
 
-def picks_title(picks: Picks) -> str:
+def picks_title(picks: Recommendations) -> str:
     """Return the heading of a recommendation list."""
     genre = f" {picks.genre}" if picks.genre else ""
     if picks.personalized:
@@ -86,8 +88,13 @@ def picks_title(picks: Picks) -> str:
     return f"Popular{genre} picks"
 
 
-def picks_note(picks: Picks) -> str:
+def picks_note(picks: Recommendations) -> str:
     """Return what the list is based on, and what to do for better picks."""
+    if picks.model_missing:
+        return (
+            "The recommendation model isn't available right now (its last fit did not finish; "
+            "an admin can check the bot's log and run /retrain), so these are popular picks."
+        )
     if picks.warming_up:
         return (
             "The recommendation model is warming up, so these are popular picks for now. "
@@ -102,7 +109,7 @@ def picks_note(picks: Picks) -> str:
     return note
 
 
-def picks_lines(picks: Picks) -> list[str]:
+def picks_lines(picks: Recommendations) -> list[str]:
     """Return the numbered lines of a recommendation list (or why it is empty)."""
     if not picks.picks:
         return ["I found nothing to recommend with that filter. Try another genre."]
@@ -170,7 +177,7 @@ def plain(text: str) -> str:
     """Return Markdown reply text as terminal text: links spelled out, no bold or escapes."""
     text = _LINK.sub(r"\1 <\2>", text)
     text = text.replace("**", "").replace("`", "")
-    return re.sub(r"\\([*_~|>`\\])", r"\1", text)
+    return re.sub(r"\\([^\w\s])", r"\1", text)  # every Markdown escape: \* \- \# \\ ...
 
 
 def plural(count: int, word: str) -> str:
@@ -183,20 +190,27 @@ def stats_lines(stats: ServerStatsView) -> list[str]:
     if stats.ratings == 0:
         return ["Nobody here has rated a movie yet. Be the first: /rate"]
     lines = [f"{plural(stats.members, 'member')} rated {plural(stats.ratings, 'movie')} here."]
+    minimum = stats.min_members
+    if stats.members < minimum:
+        lines.append(
+            f"Film lists appear once {minimum} members have rated, so nobody's own ratings are "
+            "shown to the channel."
+        )
+        return lines
     if stats.most_rated:
         lines.append("")
-        lines.append("**Most rated**")
+        lines.append(f"**Most rated** (by at least {minimum} members)")
         lines += [
             f"{i}. {movie_name(m)} — {plural(n, 'rating')}, mean {mean:.1f}"
             for i, (m, n, mean) in enumerate(stats.most_rated, 1)
         ]
     lines.append("")
-    lines.append(f"**Best rated** (at least {STATS_MIN_RATINGS} ratings)")
+    lines.append(f"**Best rated** (at least {minimum} ratings)")
     if stats.best_rated:
         lines += [
             f"{i}. {movie_name(m)} — mean {mean:.1f} from {n} ratings"
             for i, (m, n, mean) in enumerate(stats.best_rated, 1)
         ]
     else:
-        lines.append(f"No movie has {STATS_MIN_RATINGS} ratings here yet.")
+        lines.append(f"No movie has {minimum} ratings here yet.")
     return lines

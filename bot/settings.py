@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     command_cooldown_seconds: float = Field(default=10.0, ge=0)
     command_cooldown_burst: int = Field(default=5, ge=1)
+    stats_min_members: int = Field(default=3, ge=1)
 
     @field_validator("discord_token", mode="before")
     @classmethod

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import discord.utils
-
 ZERO_WIDTH_SPACE = "\u200b"
 
 
@@ -14,5 +12,7 @@ def escape(text: str, limit: int = 100) -> str:
     ``<@&role>`` can form, whatever Discord's mention rules are. (Replies also disable
     mentions; this keeps the echoed text from even looking like one.)
     """
+    import discord.utils  # here, so the command line starts without loading discord.py
+
     short = text if len(text) <= limit else text[: limit - 1] + "…"
     return discord.utils.escape_markdown(short).replace("@", "@" + ZERO_WIDTH_SPACE)

@@ -6,6 +6,7 @@
 >>> bundle.model.recommend({heat.movie_id: 4.5}, n=5)           # doctest: +SKIP
 """
 
+from recommender.base import Picks, Recommendation, Recommender
 from recommender.catalog import Catalog, Match, Movie, Resolution, fold, natural_order
 from recommender.data import (
     KNOWN_DATASETS,
@@ -17,7 +18,7 @@ from recommender.data import (
     load_dataset,
     resolve_source,
 )
-from recommender.model import Explanation, NMFRecommender, Recommendation, single_threaded_blas
+from recommender.model import Explanation, NMFRecommender, single_threaded_blas
 from recommender.persistence import (
     CorruptModelError,
     IncompatibleModelError,
@@ -47,7 +48,9 @@ __all__ = [
     "ModelNotFoundError",
     "Movie",
     "NMFRecommender",
+    "Picks",
     "Recommendation",
+    "Recommender",
     "Resolution",
     "fetch_dataset",
     "fit_bundle",

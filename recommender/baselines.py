@@ -1,7 +1,7 @@
 """Baseline recommenders that give the NMF model's numbers context.
 
-Each has the same surface as :class:`~recommender.model.NMFRecommender` where evaluation needs it:
-``fit(ratings)``, ``item_ids_`` and ``score(user_ratings)`` returning one score per column.
+Each is a :class:`~recommender.base.Recommender`: ``fit(ratings)``, ``score_items`` and the shared
+``recommend``, so evaluation ranks every model exactly as the bot ranks its own.
 """
 
 from __future__ import annotations
@@ -10,25 +10,16 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.linalg import svds
-from sklearn.base import BaseEstimator
 
-from recommender.model import UserRatings, build_matrix, damped_mean
-
-
-def _user_row(item_ids: np.ndarray, user_ratings: UserRatings) -> tuple[np.ndarray, np.ndarray]:
-    """Return the columns and stars of the user's ratings of known movies (ids are sorted)."""
-    if not user_ratings or item_ids.size == 0:
-        return np.empty(0, dtype=np.int64), np.empty(0)
-    movies = np.fromiter((int(m) for m in user_ratings), dtype=np.int64, count=len(user_ratings))
-    stars = np.fromiter(
-        (float(r) for r in user_ratings.values()), dtype=np.float64, count=len(user_ratings)
-    )
-    cols = np.minimum(np.searchsorted(item_ids, movies), item_ids.size - 1)
-    known = item_ids[cols] == movies
-    return cols[known], stars[known]
+from recommender.base import POPULARITY_DAMPING, Recommender, damped_mean
+from recommender.model import build_matrix
 
 
-class PopularityRecommender(BaseEstimator):
+def _item_counts(matrix: sp.csr_matrix) -> np.ndarray:
+    return np.diff(matrix.tocsc().indptr).astype(np.int64)
+
+
+class PopularityRecommender(Recommender):
     """Rank movies by popularity, the same for everyone.
 
     Parameters
@@ -36,33 +27,33 @@ class PopularityRecommender(BaseEstimator):
     kind : {"count", "damped_mean"}, default="count"
         ``count`` ranks by number of ratings (the classic most-popular baseline); ``damped_mean``
         by the mean rating pulled toward the global mean by ``damping`` pseudo-ratings.
-    damping : float, default=10.0
+    damping : float, default=POPULARITY_DAMPING (50)
     """
 
-    def __init__(self, kind: str = "count", damping: float = 10.0) -> None:
+    def __init__(self, kind: str = "count", damping: float = POPULARITY_DAMPING) -> None:
         self.kind = kind
         self.damping = damping
 
     def fit(self, ratings: pd.DataFrame) -> PopularityRecommender:
         """Count and average each movie's ratings."""
+        if self.kind not in {"count", "damped_mean"}:
+            raise ValueError(f"Unknown popularity kind {self.kind!r}")
         grouped = ratings.groupby("movie_id")["rating"].agg(["count", "sum"]).sort_index()
         self.item_ids_ = grouped.index.to_numpy(np.int64)
-        counts = grouped["count"].to_numpy(np.float64)
+        self.item_counts_ = grouped["count"].to_numpy(np.int64)
         sums = grouped["sum"].to_numpy(np.float64)
         if self.kind == "count":
-            self.scores_ = counts
-        elif self.kind == "damped_mean":
-            self.scores_ = damped_mean(sums, counts, self.damping)
+            self.scores_ = self.item_counts_.astype(np.float64)
         else:
-            raise ValueError(f"Unknown popularity kind {self.kind!r}")
+            self.scores_ = damped_mean(sums, self.item_counts_.astype(np.float64), self.damping)
         return self
 
-    def score(self, user_ratings: UserRatings) -> np.ndarray:
+    def _score_known(self, cols: np.ndarray, vals: np.ndarray) -> np.ndarray:
         """Return the popularity scores (the user's ratings are ignored)."""
         return self.scores_.copy()
 
 
-class ItemKNNRecommender(BaseEstimator):
+class ItemKNNRecommender(Recommender):
     """Item-based k-nearest-neighbours with cosine similarity on mean-centred ratings.
 
     Parameters
@@ -80,6 +71,7 @@ class ItemKNNRecommender(BaseEstimator):
     def fit(self, ratings: pd.DataFrame) -> ItemKNNRecommender:
         """Compute the pruned item-item similarity matrix."""
         matrix, self.item_ids_ = build_matrix(ratings)
+        self.item_counts_ = _item_counts(matrix)
         matrix = matrix.astype(np.float64).tocsc()
         binary = matrix.copy()
         binary.data[:] = 1.0
@@ -96,40 +88,42 @@ class ItemKNNRecommender(BaseEstimator):
         self.similarity_ = sp.csr_matrix(similarity)
         return self
 
-    def score(self, user_ratings: UserRatings) -> np.ndarray:
+    def _score_known(self, cols: np.ndarray, vals: np.ndarray) -> np.ndarray:
         """Return the rating-weighted sum of similarities to the user's movies."""
-        cols, vals = _user_row(self.item_ids_, user_ratings)
         if cols.size == 0:
             return np.zeros(len(self.item_ids_))
         weights = vals - 2.5  # liked movies pull neighbours up, disliked ones push them down
         return np.asarray(self.similarity_[cols].T @ weights).ravel()
 
 
-class PureSVDRecommender(BaseEstimator):
+class PureSVDRecommender(Recommender):
     """PureSVD (Cremonesi et al. 2010): truncated SVD of the rating matrix, fold-in by projection.
 
     Parameters
     ----------
     n_components : int, default=50
+    random_state : int, default=0
+        Seed of the sparse SVD solver's start vector.
     """
 
-    def __init__(self, n_components: int = 50) -> None:
+    def __init__(self, n_components: int = 50, random_state: int = 0) -> None:
         self.n_components = n_components
+        self.random_state = random_state
 
     def fit(self, ratings: pd.DataFrame) -> PureSVDRecommender:
         """Compute the top singular vectors of the users x movies matrix."""
         matrix, self.item_ids_ = build_matrix(ratings)
+        self.item_counts_ = _item_counts(matrix)
         k = min(self.n_components, min(matrix.shape) - 1)
         if k < 1:  # a single user or movie: nothing to factorize, every score is 0
             self.components_ = np.zeros((0, matrix.shape[1]))
             return self
-        _, _, vt = svds(matrix.astype(np.float64), k=k, random_state=0)
+        _, _, vt = svds(matrix.astype(np.float64), k=k, random_state=self.random_state)
         self.components_ = vt
         return self
 
-    def score(self, user_ratings: UserRatings) -> np.ndarray:
+    def _score_known(self, cols: np.ndarray, vals: np.ndarray) -> np.ndarray:
         """Return ``x Vᵀ V``, the user's ratings projected on the item space."""
-        cols, vals = _user_row(self.item_ids_, user_ratings)
         if cols.size == 0:
             return np.zeros(len(self.item_ids_))
         return (self.components_[:, cols] @ vals) @ self.components_

@@ -272,6 +272,7 @@ class Catalog:
         self._keys: list[_Keys] = [k for _, k in entries]
         self._position = {m.movie_id: i for i, m in enumerate(self._movies)}
         self._build_index()
+        self._build_filters()
 
     # ------------------------------------------------------------------ index
 
@@ -377,7 +378,69 @@ class Catalog:
             fuzzy = max(fuzzy, sum(per_token) / len(per_token))
         return int(fuzzy * FUZZY_MAX / 100)
 
+    def _build_filters(self) -> None:
+        """Genre bits and years by movie id, so filters become one mask per request."""
+        by_id = sorted(self._movies, key=lambda m: m.movie_id)
+        self._all_genres = sorted({g for m in by_id for g in m.genres})
+        self._genre_names = self._all_genres[:63]
+        bit = {name: 1 << i for i, name in enumerate(self._genre_names)}
+        self._sorted_ids = np.array([m.movie_id for m in by_id], dtype=np.int64)
+        self._genre_bits = np.array(
+            [sum(bit.get(g, 0) for g in m.genres) for m in by_id], dtype=np.int64
+        )
+        self._years = np.array([-1 if m.year is None else m.year for m in by_id], dtype=np.int64)
+        self._last_lookup: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _lookup(self, item_ids: np.ndarray) -> np.ndarray:
+        """Return each id's index in the filter arrays, or -1 (cached for a model's id array)."""
+        cached = self._last_lookup
+        if cached is not None and cached[0] is item_ids:
+            return cached[1]
+        ids = np.asarray(item_ids, dtype=np.int64)
+        if self._sorted_ids.size == 0:
+            found = np.full(ids.size, -1, dtype=np.int64)
+        else:
+            found = np.minimum(np.searchsorted(self._sorted_ids, ids), self._sorted_ids.size - 1)
+            found[self._sorted_ids[found] != ids] = -1
+        self._last_lookup = (item_ids, found)
+        return found
+
     # ------------------------------------------------------------------ public API
+
+    def allowed(
+        self,
+        item_ids: np.ndarray,
+        *,
+        genres: Sequence[str] | None = None,
+        years: tuple[int | None, int | None] | None = None,
+    ) -> np.ndarray | None:
+        """Return one flag per movie id in ``item_ids``: True where it passes the filters.
+
+        ``genres`` keeps movies with at least one of them (case-insensitive); ``years`` keeps an
+        inclusive release-year range, either end open. Movies missing from the catalog never
+        pass a filter. Without filters, returns None (everything allowed).
+        """
+        if not genres and years is None:
+            return None
+        positions = self._lookup(item_ids)
+        ok = positions >= 0
+        if genres:
+            wanted = {g.casefold() for g in genres}
+            bits = sum(1 << i for i, g in enumerate(self._genre_names) if g.casefold() in wanted)
+            ok &= (self._genre_bits[positions] & bits) != 0
+        if years is not None:
+            low, high = years
+            found = self._years[positions]
+            if low is not None:
+                ok &= found >= low
+            if high is not None:
+                ok &= (found <= high) & (found >= 0)
+        return ok
+
+    def genre(self, text: str) -> str | None:
+        """Return the catalog's spelling of a genre typed in any case, or None if unknown."""
+        wanted = text.strip().casefold()
+        return next((g for g in self.genres if g.casefold() == wanted), None)
 
     def __len__(self) -> int:
         return len(self._movies)
@@ -400,7 +463,7 @@ class Catalog:
     @property
     def genres(self) -> list[str]:
         """Return every genre name in the catalog, sorted."""
-        return sorted({g for m in self._movies for g in m.genres})
+        return list(self._all_genres)
 
     def search(self, query: str, limit: int = 10, *, typos: bool = True) -> list[Match]:
         """Return up to ``limit`` movies matching ``query``, best match first, then most rated.

@@ -24,6 +24,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +65,6 @@ ML100K_GENRES = (
 
 _YEAR_RE = re.compile(r"\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
 
-MOVIE_COLUMNS = ("movie_id", "title", "year", "genres", "imdb_id", "tmdb_id")
 RATING_COLUMNS = ("user_id", "movie_id", "rating", "timestamp")
 
 
@@ -221,16 +221,24 @@ def fetch_dataset(
     if zip_path.exists() and md5_path.exists():
         verify_md5(zip_path, parse_md5_file(md5_path.read_text()))
         return zip_path
-    expected = parse_md5_file(_fetch_text(url + ".md5", timeout))
-    log.info("Downloading %s into %s", url, cache_dir)
-    _download(url, zip_path, timeout=timeout, progress=progress)
-    try:
-        verify_md5(zip_path, expected)
-    except ChecksumError:
-        zip_path.unlink(missing_ok=True)
-        raise
-    md5_path.write_text(f"MD5 ({name}.zip) = {expected}\n")
+    _download_verified(url, zip_path, timeout=timeout, progress=progress)
     return zip_path
+
+
+def _download_verified(url: str, dest: Path, *, timeout: float, progress: bool) -> None:
+    """Download ``url`` and its published ``.md5``; keep the file only if they agree.
+
+    The checksum is stored beside the file (``dest.md5``), so later runs verify it offline.
+    """
+    expected = parse_md5_file(_fetch_text(url + ".md5", timeout))
+    log.info("Downloading %s into %s", url, dest.parent)
+    _download(url, dest, timeout=timeout, progress=progress)
+    try:
+        verify_md5(dest, expected)
+    except ChecksumError:
+        dest.unlink(missing_ok=True)
+        raise
+    dest.with_name(dest.name + ".md5").write_text(f"MD5 ({dest.name}) = {expected}\n")
 
 
 def resolve_source(
@@ -256,14 +264,7 @@ def resolve_source(
             name = Path(urllib.parse.urlparse(text).path).name or "dataset.zip"
             path = Path(cache_dir) / name
             if not path.exists():
-                expected = parse_md5_file(_fetch_text(text + ".md5", timeout))
-                _download(text, path, timeout=timeout, progress=progress)
-                try:
-                    verify_md5(path, expected)
-                except ChecksumError:
-                    path.unlink(missing_ok=True)
-                    raise
-                path.with_name(path.name + ".md5").write_text(f"MD5 ({name}) = {expected}\n")
+                _download_verified(text, path, timeout=timeout, progress=progress)
     else:
         path = Path(text).expanduser()
     if not path.exists():
@@ -477,33 +478,28 @@ def _read_ratings_csv(files: _Files) -> pd.DataFrame:
         except (ValueError, pd.errors.ParserError):
             ok = False
     if not ok:
-        raw = _read_table(files, "ratings.csv", sep=",", columns=list(RATING_COLUMNS), header=True)
-        ratings = pd.DataFrame(
-            {
-                "user_id": _numeric(raw, "user_id", "ratings.csv", True, kind="user id"),
-                "movie_id": _numeric(raw, "movie_id", "ratings.csv", True, kind="movie id"),
-                "rating": _numeric(raw, "rating", "ratings.csv", True, kind="number"),
-                "timestamp": _numeric(raw, "timestamp", "ratings.csv", True, kind="number"),
-            }
-        ).astype(
-            {"user_id": np.int64, "movie_id": np.int64, "rating": np.float32, "timestamp": np.int64}
-        )
+        ratings = _checked_ratings(files, "ratings.csv", sep=",", header=True)
     _check_ratings(ratings, "ratings.csv", True)
     return ratings
 
 
-def _load_100k_layout(files: _Files) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
-    raw = _read_table(files, "u.data", sep="\t", columns=list(RATING_COLUMNS), header=False)
-    ratings = pd.DataFrame(
+def _checked_ratings(files: _Files, name: str, *, sep: str, header: bool) -> pd.DataFrame:
+    """Read a ratings file cell by cell, naming the file and line of the first bad value."""
+    raw = _read_table(files, name, sep=sep, columns=list(RATING_COLUMNS), header=header)
+    return pd.DataFrame(
         {
-            "user_id": _numeric(raw, "user_id", "u.data", False, kind="user id"),
-            "movie_id": _numeric(raw, "movie_id", "u.data", False, kind="movie id"),
-            "rating": _numeric(raw, "rating", "u.data", False, kind="number"),
-            "timestamp": _numeric(raw, "timestamp", "u.data", False, kind="number"),
+            "user_id": _numeric(raw, "user_id", name, header, kind="user id"),
+            "movie_id": _numeric(raw, "movie_id", name, header, kind="movie id"),
+            "rating": _numeric(raw, "rating", name, header, kind="number"),
+            "timestamp": _numeric(raw, "timestamp", name, header, kind="number"),
         }
     ).astype(
         {"user_id": np.int64, "movie_id": np.int64, "rating": np.float32, "timestamp": np.int64}
     )
+
+
+def _load_100k_layout(files: _Files) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    ratings = _checked_ratings(files, "u.data", sep="\t", header=False)
     _check_ratings(ratings, "u.data", False)
 
     item_columns = ["movie_id", "title", "release", "video_release", "imdb_url", *ML100K_GENRES]
@@ -573,6 +569,10 @@ def load_dataset(
             )
         movies, ratings, users = loader(files)
         name = files.dataset_name()
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise DataError(
+            f"{path} is damaged ({exc}). Download it again, or delete it so it is fetched anew."
+        ) from exc
     finally:
         files.close()
 

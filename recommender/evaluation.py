@@ -17,28 +17,18 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+
+from recommender.base import Recommender
 
 log = logging.getLogger(__name__)
 
 RELEVANT = 4.0
 DEFAULT_REVEAL = (1, 3, 5, 10, 20)
 
-
-class Scorer(Protocol):
-    """What evaluation needs of a model."""
-
-    item_ids_: np.ndarray
-
-    def fit(self, ratings: pd.DataFrame) -> Any: ...
-
-    def score(self, user_ratings: Mapping[int, float]) -> np.ndarray: ...
-
-
-ModelFactory = Callable[[], Scorer]
+ModelFactory = Callable[[], Recommender]
 
 
 @dataclass(frozen=True)
@@ -142,16 +132,6 @@ def per_user_folds(
         yield Fold(train, {"per-user": cases})
 
 
-def top_n(model: Scorer, column: dict[int, int], known: Mapping[int, float], n: int) -> np.ndarray:
-    """Return the movie ids of the model's top ``n``, leaving out the known ones."""
-    scores = np.asarray(model.score(known), dtype=np.float64).copy()
-    seen = [column[m] for m in known if m in column]
-    scores[seen] = -np.inf
-    part = np.argpartition(-scores, n - 1)[:n] if scores.size > n else np.arange(scores.size)
-    order = part[np.argsort(-scores[part], kind="stable")]
-    return model.item_ids_[order]
-
-
 def metrics_at(recommended: np.ndarray, relevant: frozenset[int], n: int) -> dict[str, float]:
     """Return precision, recall, NDCG and average precision at ``n`` for one list."""
     hits = np.array([m in relevant for m in recommended[:n].tolist()], dtype=bool)
@@ -171,18 +151,20 @@ MEASURES = ("precision", "recall", "ndcg", "map")
 
 
 def _accumulate(
-    model: Scorer, cases: Sequence[Case], n: int, totals: dict[str, float], seen: set[int]
+    model: Recommender, cases: Sequence[Case], n: int, totals: dict[str, float], seen: set[int]
 ) -> None:
-    """Add the measures of ``cases`` to ``totals`` and their recommended movies to ``seen``."""
-    column = {int(m): i for i, m in enumerate(model.item_ids_.tolist())}
+    """Add the measures of ``cases`` to ``totals`` and their recommended movies to ``seen``.
+
+    The list scored is exactly what :meth:`Recommender.recommend` serves a member.
+    """
     for case in cases:
-        recommended = top_n(model, column, case.known, n)
+        recommended = np.array(model.recommend(case.known, n).movie_ids, dtype=np.int64)
         seen.update(recommended.tolist())
         for measure, value in metrics_at(recommended, case.relevant, n).items():
             totals[measure] += value
 
 
-def evaluate_cases(model: Scorer, cases: Sequence[Case], n: int = 10) -> dict[str, float]:
+def evaluate_cases(model: Recommender, cases: Sequence[Case], n: int = 10) -> dict[str, float]:
     """Return the mean measures at ``n`` of an already fitted model over ``cases``."""
     totals = dict.fromkeys(MEASURES, 0.0)
     _accumulate(model, cases, n, totals, set())

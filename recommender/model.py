@@ -15,32 +15,28 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator
 from sklearn.decomposition import NMF
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import ThreadpoolController
 
+from recommender.base import (
+    POPULARITY_DAMPING,
+    Picks,
+    Recommender,
+    UserRatings,
+    damped_mean,
+)
+
 log = logging.getLogger(__name__)
 
 _THREADPOOLS = ThreadpoolController()
-
-UserRatings = Mapping[int, float]
-"""A user's ratings: MovieLens movie id -> stars (0.5-5.0)."""
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    """One recommended movie and its rank score (not a rating; only comparable within a list)."""
-
-    movie_id: int
-    score: float
 
 
 @dataclass(frozen=True)
@@ -49,10 +45,6 @@ class Explanation:
 
     movie_id: int
     because: tuple[tuple[int, float], ...]  # (rated movie id, share of the score), largest first
-
-
-class NotFittedError(RuntimeError):
-    """The model was used before ``fit``."""
 
 
 def single_threaded_blas() -> Any:
@@ -89,7 +81,7 @@ def build_matrix(
     return matrix, movie_ids
 
 
-class NMFRecommender(BaseEstimator):
+class NMFRecommender(Recommender):
     """Rank movies for any user from their ratings, by NMF with fold-in.
 
     Parameters
@@ -105,7 +97,7 @@ class NMFRecommender(BaseEstimator):
         Iterations of the multiplicative-update solver, for fitting and for fold-in.
     tol : float, default=1e-4
         Relative improvement below which the solver stops (checked every 10 iterations).
-    damping : float, default=50.0
+    damping : float, default=POPULARITY_DAMPING (50)
         Pseudo-count of the damped mean used for popularity: a movie's mean is pulled toward the
         global mean as if it had ``damping`` extra average ratings.
     blend_below : int, default=3
@@ -122,7 +114,7 @@ class NMFRecommender(BaseEstimator):
         l1_ratio: float = 0.0,
         max_iter: int = 100,
         tol: float = 1e-4,
-        damping: float = 50.0,
+        damping: float = POPULARITY_DAMPING,
         blend_below: int = 3,
         random_state: int | None = 0,
     ) -> None:
@@ -138,10 +130,7 @@ class NMFRecommender(BaseEstimator):
     # ------------------------------------------------------------------ fitting
 
     def fit(
-        self,
-        ratings: pd.DataFrame,
-        extra_ratings: pd.DataFrame | None = None,
-        movies: pd.DataFrame | None = None,
+        self, ratings: pd.DataFrame, extra_ratings: pd.DataFrame | None = None
     ) -> NMFRecommender:
         """Fit on MovieLens ratings plus optional chat ratings.
 
@@ -151,8 +140,6 @@ class NMFRecommender(BaseEstimator):
             ``user_id``, ``movie_id``, ``rating`` columns (MovieLens users).
         extra_ratings : pandas.DataFrame, optional
             The same columns for chat users; their ids live in a separate namespace.
-        movies : pandas.DataFrame, optional
-            The movie table (``movie_id``, ``genres``, ``year``) for genre and year filters.
 
         Returns
         -------
@@ -179,6 +166,8 @@ class NMFRecommender(BaseEstimator):
         with warnings.catch_warnings():
             # Stopping at max_iter is a deliberate time budget, not a failure.
             warnings.simplefilter("ignore", ConvergenceWarning)
+            # A matrix the start already fits exactly (tiny data) makes scikit-learn divide 0/0.
+            warnings.filterwarnings("ignore", "divide by zero", RuntimeWarning)
             nmf.fit(matrix.astype(np.float64))
         self.components_ = np.ascontiguousarray(nmf.components_, dtype=np.float64)
         self.item_ids_ = movie_ids
@@ -187,7 +176,6 @@ class NMFRecommender(BaseEstimator):
         self.n_iter_ = int(nmf.n_iter_)
         self.reconstruction_err_ = float(nmf.reconstruction_err_)
         self._set_item_statistics(matrix)
-        self._set_metadata(movies)
         self._prepare()
         self.fit_seconds_ = time.perf_counter() - started
         log.info(
@@ -208,32 +196,11 @@ class NMFRecommender(BaseEstimator):
         self.item_counts_ = counts
         self.popularity_ = damped_mean(sums, counts, self.damping)
 
-    def _set_metadata(self, movies: pd.DataFrame | None) -> None:
-        n_items = len(self.item_ids_)
-        self.genre_names_: tuple[str, ...] = ()
-        self.item_genres_ = np.zeros(n_items, dtype=np.int64)
-        self.item_years_ = np.full(n_items, -1, dtype=np.int32)
-        if movies is None:
-            return
-        table = movies.set_index("movie_id")
-        table = table.loc[table.index.isin(self.item_ids_)]
-        names = sorted({g for gs in table["genres"] for g in gs})[:63]
-        bit = {name: 1 << i for i, name in enumerate(names)}
-        positions = np.searchsorted(self.item_ids_, table.index.to_numpy(np.int64))
-        masks = [sum(bit.get(g, 0) for g in gs) for gs in table["genres"]]
-        self.genre_names_ = tuple(names)
-        self.item_genres_[positions] = masks
-        if "year" in table:
-            years = table["year"].astype("Int64").fillna(-1).to_numpy(np.int64)
-            self.item_years_[positions] = years
-
     def _prepare(self) -> None:
         """Compute the caches that fold-in and similarity reuse on every call."""
         self.gram_ = self.components_ @ self.components_.T
         self._components32 = _flush_small(self.components_)
-        norms = np.linalg.norm(self.components_, axis=0)
-        self.item_norms_ = norms
-        self._column = {int(m): i for i, m in enumerate(self.item_ids_.tolist())}
+        self.item_norms_ = np.linalg.norm(self.components_, axis=0)
         n_items = len(self.item_ids_)
         self._l1 = n_items * self.alpha * self.l1_ratio
         self._l2 = n_items * self.alpha * (1.0 - self.l1_ratio)
@@ -241,15 +208,7 @@ class NMFRecommender(BaseEstimator):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for cache in (
-            "gram_",
-            "item_norms_",
-            "_column",
-            "_l1",
-            "_l2",
-            "_popularity_unit",
-            "_components32",
-        ):
+        for cache in ("gram_", "item_norms_", "_l1", "_l2", "_popularity_unit", "_components32"):
             state.pop(cache, None)
         return state
 
@@ -260,35 +219,7 @@ class NMFRecommender(BaseEstimator):
 
     # ------------------------------------------------------------------ fold-in
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "components_"):
-            raise NotFittedError("This recommender is not fitted yet; call fit() first.")
-
-    def columns(self, movie_ids: Iterable[int]) -> np.ndarray:
-        """Return the factor columns of the known movies among ``movie_ids`` (unknown ones drop)."""
-        self._check_fitted()
-        found = [self._column.get(int(m)) for m in movie_ids]
-        return np.array([c for c in found if c is not None], dtype=np.int64)
-
-    def _user_row(self, user_ratings: UserRatings) -> tuple[np.ndarray, np.ndarray]:
-        cols: list[int] = []
-        vals: list[float] = []
-        for movie_id, rating in user_ratings.items():
-            col = self._column.get(int(movie_id))
-            if col is not None and np.isfinite(rating) and rating > 0:
-                cols.append(col)
-                vals.append(float(rating))
-        return np.array(cols, dtype=np.int64), np.array(vals, dtype=np.float64)
-
-    def fold_in(self, user_ratings: UserRatings) -> np.ndarray:
-        """Return the user's factors ``w`` for the fixed movie factors, as ``NMF.transform`` would.
-
-        Runs scikit-learn's multiplicative update for ``W`` (same initialization, regularization
-        and stopping rule), using the cached ``H Hᵀ``. Unknown movie ids are ignored; a user with
-        no known ratings gets a zero vector.
-        """
-        self._check_fitted()
-        cols, vals = self._user_row(user_ratings)
+    def _fold_in_known(self, cols: np.ndarray, vals: np.ndarray) -> np.ndarray:
         k = self.components_.shape[0]
         if cols.size == 0:
             return np.zeros(k)
@@ -317,97 +248,33 @@ class NMFRecommender(BaseEstimator):
                 previous = current
         return w
 
+    def fold_in(self, user_ratings: UserRatings) -> np.ndarray:
+        """Return the user's factors ``w`` for the fixed movie factors, as ``NMF.transform`` would.
+
+        Runs scikit-learn's multiplicative update for ``W`` (same initialization, regularization
+        and stopping rule), using the cached ``H Hᵀ``. Unknown movie ids are ignored; a user with
+        no known ratings gets a zero vector.
+        """
+        self._check_fitted()
+        return self._fold_in_known(*self.known_ratings(user_ratings))
+
     # ------------------------------------------------------------------ scoring
 
-    def score(self, user_ratings: UserRatings) -> np.ndarray:
-        """Return a rank score for every movie column (higher is better), blended for new users.
+    def _score_known(self, cols: np.ndarray, vals: np.ndarray) -> np.ndarray:
+        """Return a rank score per column, blended toward popularity for users with few ratings.
 
         With no known ratings this is the damped-mean popularity; with fewer than ``blend_below``,
         a blend of the model's and popularity's scores, each scaled to [0, 1]; otherwise raw
-        ``w·H``. Compare scores only within one call.
+        ``w·H``.
         """
-        self._check_fitted()
-        n_known = len(self.columns(user_ratings))
-        if n_known == 0:
+        if cols.size == 0:
             return self.popularity_.copy()
         # Scoring in float32 is ~3x faster at 87k movies and ranks the same.
-        raw = _flush_small(self.fold_in(user_ratings)) @ self._components32
-        if n_known >= self.blend_below:
+        raw = _flush_small(self._fold_in_known(cols, vals)) @ self._components32
+        if cols.size >= self.blend_below:
             return raw
-        weight = n_known / self.blend_below
+        weight = cols.size / self.blend_below
         return weight * _unit_scale(raw) + (1.0 - weight) * self._popularity_unit
-
-    def _filter(
-        self,
-        genres: Collection[str] | None,
-        years: tuple[int | None, int | None] | None,
-    ) -> np.ndarray | None:
-        """Return True for columns that pass the genre and year filters, or None if unfiltered."""
-        if not genres and years is None:
-            return None
-        allowed = np.ones(len(self.item_ids_), dtype=bool)
-        if genres:
-            wanted = {g.casefold() for g in genres}
-            bits = sum(1 << i for i, g in enumerate(self.genre_names_) if g.casefold() in wanted)
-            allowed &= (self.item_genres_ & bits) != 0
-        if years is not None:
-            low, high = years
-            if low is not None:
-                allowed &= self.item_years_ >= low
-            if high is not None:
-                allowed &= (self.item_years_ <= high) & (self.item_years_ >= 0)
-        return allowed
-
-    def _top(
-        self,
-        scores: np.ndarray,
-        n: int,
-        exclude: Collection[int] = (),
-        allowed: np.ndarray | None = None,
-    ) -> list[Recommendation]:
-        """Return the ``n`` best allowed columns by score, leaving out ``exclude`` (movie ids)."""
-        if n <= 0:
-            return []
-        values = np.array(scores, dtype=np.float64)
-        if exclude:
-            values[self.columns(exclude)] = -np.inf
-        if allowed is not None:
-            values[~allowed] = -np.inf
-        k = min(n, values.size)
-        part = np.argpartition(values, values.size - k)[values.size - k :]
-        part = part[np.isfinite(values[part])]
-        # Ties (e.g. equal popularity) fall back to the most rated, then the lowest id.
-        order = np.lexsort((self.item_ids_[part], -self.item_counts_[part], -values[part]))
-        chosen = part[order]
-        return [Recommendation(int(self.item_ids_[c]), float(values[c])) for c in chosen]
-
-    def recommend(
-        self,
-        user_ratings: UserRatings,
-        n: int = 10,
-        *,
-        exclude: Collection[int] = (),
-        genres: Collection[str] | None = None,
-        years: tuple[int | None, int | None] | None = None,
-    ) -> list[Recommendation]:
-        """Return the ``n`` best movies for a user with these ratings, best first.
-
-        Parameters
-        ----------
-        user_ratings : mapping of movie id to rating
-            The user's current ratings; folded in, never recommended back.
-        n : int
-            How many movies to return (fewer if the filters leave fewer).
-        exclude : collection of movie ids
-            Further movies not to recommend (e.g. ones the user dismissed).
-        genres : collection of str, optional
-            Keep only movies with at least one of these genres (case-insensitive).
-        years : (first, last), optional
-            Keep only movies released in this inclusive range; either end may be None.
-        """
-        self._check_fitted()
-        scores = self.score(user_ratings)
-        return self._top(scores, n, [*user_ratings, *exclude], self._filter(genres, years))
 
     def recommend_group(
         self,
@@ -415,9 +282,8 @@ class NMFRecommender(BaseEstimator):
         n: int = 10,
         *,
         exclude: Collection[int] = (),
-        genres: Collection[str] | None = None,
-        years: tuple[int | None, int | None] | None = None,
-    ) -> list[Recommendation]:
+        allowed: np.ndarray | None = None,
+    ) -> Picks:
         """Return ``n`` movies for a group watching together (e.g. a voice channel).
 
         Each member's scores become ranks in [0, 1]; a movie's group score is the members' mean
@@ -426,23 +292,18 @@ class NMFRecommender(BaseEstimator):
         """
         self._check_fitted()
         if not members:
-            return self._top(self.popularity_, n, exclude, self._filter(genres, years))
-        ranks = np.vstack([_rank_scores(self.score(m)) for m in members])
+            return self.popular(n, exclude=exclude, allowed=allowed)
+        ranks = np.vstack([_rank_scores(self.score_items(m)) for m in members])
         group = ranks.mean(axis=0) - 0.5 * (ranks.max(axis=0) - ranks.min(axis=0))
         seen = {movie for member in members for movie in member}
-        return self._top(group, n, [*seen, *exclude], self._filter(genres, years))
+        return self.rank(group, n, exclude=[*seen, *exclude], allowed=allowed)
 
     def popular(
-        self,
-        n: int = 10,
-        *,
-        exclude: Collection[int] = (),
-        genres: Collection[str] | None = None,
-        years: tuple[int | None, int | None] | None = None,
-    ) -> list[Recommendation]:
+        self, n: int = 10, *, exclude: Collection[int] = (), allowed: np.ndarray | None = None
+    ) -> Picks:
         """Return the ``n`` best movies by damped mean rating (what a user with no ratings gets)."""
         self._check_fitted()
-        return self._top(self.popularity_, n, exclude, self._filter(genres, years))
+        return self.rank(self.popularity_, n, exclude=exclude, allowed=allowed)
 
     def explain(self, user_ratings: UserRatings, movie_id: int, top: int = 3) -> Explanation:
         """Return which of the user's rated movies contributed most to ``movie_id``'s score.
@@ -451,12 +312,12 @@ class NMFRecommender(BaseEstimator):
         is its rating times the similarity of its factors to the recommended movie's factors.
         """
         self._check_fitted()
-        target = self._column.get(int(movie_id))
-        cols, vals = self._user_row(user_ratings)
-        if target is None or cols.size == 0:
+        target = self.columns([movie_id])
+        cols, vals = self.known_ratings(user_ratings)
+        if target.size == 0 or cols.size == 0:
             return Explanation(int(movie_id), ())
         h = self.components_
-        affinity = (h[:, cols].T @ h[:, target]) * vals
+        affinity = (h[:, cols].T @ h[:, int(target[0])]) * vals
         total = float(affinity.sum())
         if total <= 0:
             return Explanation(int(movie_id), ())
@@ -468,36 +329,35 @@ class NMFRecommender(BaseEstimator):
         )
         return Explanation(int(movie_id), because)
 
-    def similar(self, movie_id: int, n: int = 10, *, min_ratings: int = 5) -> list[Recommendation]:
+    def similar(
+        self,
+        movie_id: int,
+        n: int = 10,
+        *,
+        min_ratings: int = 5,
+        allowed: np.ndarray | None = None,
+    ) -> Picks:
         """Return the ``n`` movies whose factors are closest (cosine) to ``movie_id``'s.
 
         Movies with fewer than ``min_ratings`` ratings are left out: their factors are noise.
         An unknown movie id gives an empty list.
         """
         self._check_fitted()
-        column = self._column.get(int(movie_id))
-        if column is None or self.item_norms_[column] == 0:
-            return []
+        found = self.columns([movie_id])
+        if found.size == 0 or self.item_norms_[found[0]] == 0:
+            return Picks()
+        column = int(found[0])
         h = self.components_
         with np.errstate(divide="ignore", invalid="ignore"):
             cosine = (h[:, column] @ h) / (self.item_norms_ * self.item_norms_[column])
         cosine = np.nan_to_num(cosine, nan=0.0)
-        return self._top(cosine, n, [int(movie_id)], self.item_counts_ >= min_ratings)
-
-    @property
-    def n_items(self) -> int:
-        """Return the number of movies the model has factors for."""
-        self._check_fitted()
-        return len(self.item_ids_)
-
-
-def damped_mean(sums: np.ndarray, counts: np.ndarray, damping: float) -> np.ndarray:
-    """Return each movie's mean rating pulled toward the global mean by ``damping`` pseudo-ratings.
-
-    A film with one 5-star rating no longer outranks one with hundreds of 4.5s.
-    """
-    global_mean = float(sums.sum() / max(counts.sum(), 1))
-    return (sums + damping * global_mean) / (counts + damping)
+        enough = self.item_counts_ >= min_ratings
+        return self.rank(
+            cosine,
+            n,
+            exclude=[int(movie_id)],
+            allowed=enough if allowed is None else enough & allowed,
+        )
 
 
 def _rank_scores(values: np.ndarray) -> np.ndarray:

@@ -28,7 +28,8 @@ from recommender.model import NMFRecommender
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+# 2: the model keeps no genre or year tables (the catalog builds filters); no chat fingerprint.
+FORMAT_VERSION = 2
 DEFAULT_MODEL_PATH = Path("models/model.joblib")
 
 
@@ -76,7 +77,6 @@ class ModelMetadata:
     trained_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
     format_version: int = FORMAT_VERSION
     versions: dict[str, str] = field(default_factory=library_versions)
-    chat_fingerprint: str = ""
     quality: dict[str, float] = field(default_factory=dict)
 
 
@@ -141,14 +141,21 @@ def save_bundle(bundle: ModelBundle, path: Path | str = DEFAULT_MODEL_PATH) -> P
     return path
 
 
-def remove_stale_temp_files(path: Path | str = DEFAULT_MODEL_PATH) -> int:
-    """Delete temp files a killed save left beside ``path``; return how many.
+def staging_path(path: Path | str, tag: str) -> Path:
+    """Return where a refit saves a model before it is put in place at ``path``."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{tag}.tmp")
 
-    Call it only when no save is running (at start-up).
+
+def remove_stale_temp_files(path: Path | str = DEFAULT_MODEL_PATH) -> int:
+    """Delete temp and staging files a killed save or refit left beside ``path``; return how many.
+
+    Call it only when no save can be running (at start-up, holding the refit lease).
     """
     path = Path(path)
     removed = 0
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+    stale_files = [*path.parent.glob(f".{path.name}.*.tmp"), *path.parent.glob(f"..{path.name}.*")]
+    for stale in stale_files:
         with contextlib.suppress(OSError):
             stale.unlink()
             removed += 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import Any
 
@@ -14,17 +13,6 @@ from recommender.model import NMFRecommender
 from recommender.persistence import ModelBundle, ModelMetadata, rating_stats
 
 CHAT_COLUMNS = ("user_id", "movie_id", "rating")
-
-
-def chat_fingerprint(chat_ratings: pd.DataFrame | None) -> str:
-    """Return a short hash of chat ratings (order-independent), to tell whether they changed."""
-    if chat_ratings is None or chat_ratings.empty:
-        return ""
-    frame = chat_ratings.sort_values(["user_id", "movie_id"])
-    digest = hashlib.sha1(usedforsecurity=False)
-    for column in CHAT_COLUMNS:
-        digest.update(np.ascontiguousarray(frame[column].to_numpy()).tobytes())
-    return digest.hexdigest()[:16]
 
 
 def fit_bundle(
@@ -53,7 +41,7 @@ def fit_bundle(
     train, held_out = dataset.ratings, None
     if holdout > 0:
         train, held_out = split_users(dataset.ratings, holdout, holdout_seed)
-    model = NMFRecommender(**params).fit(train, chat, movies=dataset.movies)
+    model = NMFRecommender(**params).fit(train, chat)
     quality = quick_quality(model, train, held_out) if held_out is not None else {}
     combined = train if chat is None else pd.concat([train, chat])
     metadata = ModelMetadata(
@@ -66,7 +54,6 @@ def fit_bundle(
         n_movies=model.n_items,
         fit_seconds=time.perf_counter() - started,
         params=model.get_params(),
-        chat_fingerprint=chat_fingerprint(chat),
         quality=quality,
     )
     return ModelBundle(model, dataset.movies, rating_stats(combined), metadata)

@@ -26,6 +26,16 @@ def find_movielens() -> str:
     return str(fetch_dataset("ml-latest-small", ROOT / "data"))
 
 
+REAL_DATA_FIXTURES = frozenset({"movielens_source", "movielens", "catalog", "fitted"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses the real data set ``movielens``, so it can be deselected."""
+    for item in items:
+        if REAL_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.movielens)
+
+
 @pytest.fixture(scope="session")
 def movielens_source() -> str:
     return find_movielens()
@@ -43,6 +53,4 @@ def catalog(movielens: Dataset) -> Catalog:
 
 @pytest.fixture(scope="session")
 def fitted(movielens: Dataset) -> NMFRecommender:
-    return NMFRecommender(n_components=40, max_iter=60).fit(
-        movielens.ratings, movies=movielens.movies
-    )
+    return NMFRecommender(n_components=40, max_iter=60).fit(movielens.ratings)

@@ -268,6 +268,22 @@ class FakeDiscord:
             if exchange is None:
                 return self._json({"message": "Unknown webhook", "code": 10015}, 404)
             exchange.files.extend(files)
+            deferred_update = bool(exchange.responses) and exchange.responses[0].get("type") == 6
+            if (
+                request.method == "PATCH"
+                and parts[-1] == "@original"
+                and deferred_update
+                and exchange.source is not None
+            ):
+                # After a deferred update, editing the original edits the clicked message.
+                message = exchange.source
+                for key in ("content", "embeds", "components"):
+                    if key in body:
+                        message[key] = body[key] if body[key] is not None else []
+                exchange.messages.append(body)
+                exchange.created.append(message)
+                exchange.settled.set()
+                return self._json(message)
             if request.method in {"POST", "PATCH"}:
                 exchange.messages.append(body)
                 message = self._message(body)

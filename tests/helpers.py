@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import sqlite3
 import threading
 import zipfile
 from collections.abc import AsyncIterator
@@ -13,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from bot import db as database
 from bot.service import MovieService, ServiceConfig
 
 # Two taste groups: action fans and romance fans; each movie belongs to one block.
@@ -127,40 +127,56 @@ def write_100k(folder: Path) -> Path:
 TINY_PARAMS = {"n_components": 3, "max_iter": 60}
 
 
+def tiny_config(folder: Path, **changes: Any) -> ServiceConfig:
+    """Return the settings of a service over the tiny data set in ``folder``."""
+    values: dict[str, Any] = {
+        "database_path": folder / "bot.db",
+        "movielens_source": str(write_tiny_csv(folder)),
+        "data_dir": folder / "data",
+        "model_path": folder / "models" / "model.joblib",
+        "model_params": TINY_PARAMS,
+        **changes,
+    }
+    return ServiceConfig(**values)
+
+
 @contextlib.asynccontextmanager
-async def tiny_service(
-    folder: Path, *, busy_timeout_ms: int = 5_000
-) -> AsyncIterator[MovieService]:
+async def tiny_service(folder: Path, **changes: Any) -> AsyncIterator[MovieService]:
     """Open a service over the tiny data set with a fitted model; refits run in a thread."""
-    db = await database.connect(folder / "bot.db", busy_timeout_ms=busy_timeout_ms)
-    config = ServiceConfig(
-        movielens_source=str(write_tiny_csv(folder)),
-        data_dir=folder / "data",
-        model_path=folder / "models" / "model.joblib",
-        model_params=TINY_PARAMS,
+    service = await MovieService.open(
+        tiny_config(folder, **changes), executor=ThreadPoolExecutor(1)
     )
-    service = MovieService(db, config, executor=ThreadPoolExecutor(1))
     try:
-        await service.start()
         await service.wait_until_ready()
         yield service
     finally:
         await service.close()
-        await db.close()
+
+
+def model_runs(folder_or_db: Path) -> list[dict[str, Any]]:
+    """Return the rows of ``model_runs``, newest first, read straight from the database file."""
+    path = folder_or_db / "bot.db" if folder_or_db.is_dir() else folder_or_db
+    connection = sqlite3.connect(path)
+    connection.row_factory = sqlite3.Row
+    try:
+        rows = connection.execute("SELECT * FROM model_runs ORDER BY id DESC").fetchall()
+    finally:
+        connection.close()
+    return [dict(row) for row in rows]
 
 
 def gate_refits(
     monkeypatch: pytest.MonkeyPatch, *, seconds: float | None = None
 ) -> threading.Event:
     """Hold every refit in its worker until the returned event is set (or ``seconds`` pass)."""
-    import bot.service as service_module
+    import bot.refit_worker as worker_module
 
     gate = threading.Event()
-    real = service_module.fit_and_save
+    real = worker_module.fit_and_save
 
     def held(*args: Any) -> Any:
         gate.wait(seconds if seconds is not None else 30)
         return real(*args)
 
-    monkeypatch.setattr(service_module, "fit_and_save", held)
+    monkeypatch.setattr(worker_module, "fit_and_save", held)
     return gate

@@ -1,43 +1,40 @@
-"""The ``moviebot`` command end to end, in subprocesses, as a user runs it."""
+"""The ``moviebot`` command as a user runs it: in-process through ``main(argv)``, plus one real
+subprocess for the process boundary (``python -m bot`` reading a pipe)."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from bot.cli import main
+from bot.settings import Settings
 from tests.helpers import write_tiny_csv
 
 
-def run(
-    args: list[str], env: dict[str, str], stdin: str = "", cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=300,
-    )
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
 def make_env(folder: Path) -> dict[str, str]:
-    values = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}
-    values.update(
-        MOVIELENS_SOURCE=str(write_tiny_csv(folder)),
-        DATABASE_PATH=str(folder / "bot.db"),
-        MODEL_PATH=str(folder / "model.joblib"),
-        DATA_DIR=str(folder / "data"),
-        DISCORD_TOKEN="",
-        LOG_LEVEL="WARNING",
-    )
-    return values
+    return {
+        "MOVIELENS_SOURCE": str(write_tiny_csv(folder)),
+        "DATABASE_PATH": str(folder / "bot.db"),
+        "MODEL_PATH": str(folder / "model.joblib"),
+        "DATA_DIR": str(folder / "data"),
+        "DISCORD_TOKEN": "",
+        "LOG_LEVEL": "WARNING",
+    }
 
 
 @pytest.fixture
@@ -45,15 +42,67 @@ def env(tmp_path: Path) -> dict[str, str]:
     return make_env(tmp_path)
 
 
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run ``moviebot ARGS`` in this process with these settings, like a user at a shell."""
+
+    def run(args: list[str], env: dict[str, str], stdin: str = "", cwd: Path | None = None):  # type: ignore[no-untyped-def]
+        with monkeypatch.context() as patch:
+            for key in Settings.model_fields:  # nothing from the outer environment leaks in
+                patch.delenv(key.upper(), raising=False)
+            for key, value in env.items():
+                patch.setenv(key, value)
+            patch.chdir(cwd or tmp_path)
+            patch.setattr(sys, "stdin", io.StringIO(stdin))
+            capsys.readouterr()
+            gateway = logging.getLogger("discord.gateway")
+            saved = (logging.root.handlers[:], logging.root.level, gateway.level)
+            try:
+                code = main(args)
+            except SystemExit as exc:  # argparse refusing an argument
+                code = int(exc.code or 0)
+            finally:  # main() set up logging for a process; give the test run's back
+                logging.root.handlers[:], logging.root.level, gateway.level = saved
+            captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
 @pytest.fixture(scope="module")
 def trained_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """An environment with a small model already trained (shared by the bad-input cases)."""
-    values = make_env(tmp_path_factory.mktemp("trained"))
-    assert run(["train", "--components", "2"], values).returncode == 0
+    folder = tmp_path_factory.mktemp("trained")
+    values = make_env(folder)
+    from recommender import fit_bundle, load_dataset, save_bundle
+
+    bundle = fit_bundle(load_dataset(values["MOVIELENS_SOURCE"], progress=False), n_components=2)
+    save_bundle(bundle, Path(values["MODEL_PATH"]))
     return values
 
 
-def test_console_from_a_pipe_rates_and_recommends(env: dict[str, str], tmp_path: Path) -> None:
+def test_python_dash_m_bot_runs_the_console_from_a_pipe(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """The one true subprocess: the module entry point, a pipe for stdin, a clean exit."""
+    script = "/rate Heat 4.5\n/recommend 3\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "bot"],
+        input=script,
+        capture_output=True,
+        text=True,
+        env={**{k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}, **env},
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "No DISCORD_TOKEN configured" in result.stderr
+    assert "Rated Heat (1995) ★★★★½ (4.5)." in result.stdout
+    assert "Your top 3 picks" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_console_from_a_pipe_rates_and_recommends(cli, env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
     script = (
         "\n".join(
             [
@@ -72,7 +121,7 @@ def test_console_from_a_pipe_rates_and_recommends(env: dict[str, str], tmp_path:
         )
         + "\n"
     )
-    result = run([], env, script, cwd=tmp_path)
+    result = cli([], env, script)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "No DISCORD_TOKEN configured" in result.stderr
@@ -93,11 +142,13 @@ def test_console_from_a_pipe_rates_and_recommends(env: dict[str, str], tmp_path:
 
 
 def test_console_forgetme_needs_confirmation_and_export_writes_csv(
-    env: dict[str, str], tmp_path: Path
+    cli,
+    env: dict[str, str],
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     export = tmp_path / "mine.csv"
     script = f"/rate titanic 4\n/export {export}\n/forgetme\n/forgetme\n/myratings\n"
-    result = run(["console"], env, script, cwd=tmp_path)
+    result = cli(["console"], env, script)
     assert result.returncode == 0, result.stderr
     assert "can't be undone" in result.stdout
     assert export.read_text().splitlines()[1].startswith("10,Titanic (1997),4,")
@@ -105,24 +156,23 @@ def test_console_forgetme_needs_confirmation_and_export_writes_csv(
     assert "You haven't rated any movies yet" in result.stdout
 
 
-def test_train_search_recommend_similar(env: dict[str, str], tmp_path: Path) -> None:
-    trained = run(["train", "--components", "3", "--json"], env, cwd=tmp_path)
+def test_train_search_recommend_similar(cli, env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    trained = cli(["train", "--components", "3", "--json"], env)
     assert trained.returncode == 0, trained.stderr
     info = json.loads(trained.stdout)
     assert info["metadata"]["n_movies"] == 13
     assert info["bytes"] > 0
     assert Path(env["MODEL_PATH"]).is_file()
 
-    search = run(["search", "hamlet", "--json"], env, cwd=tmp_path)
+    search = cli(["search", "hamlet", "--json"], env)
     assert search.returncode == 0, search.stderr
     found = json.loads(search.stdout)
     assert found["resolved"] is None
     assert {m["title"] for m in found["matches"]} == {"Hamlet (1948)", "Hamlet (1996)"}
 
-    rec = run(
+    rec = cli(
         ["recommend", "--rate", "Casablanca=5", "--rate", "Titanic=4.5", "-n", "2", "--json"],
         env,
-        cwd=tmp_path,
     )
     assert rec.returncode == 0, rec.stderr
     picks = json.loads(rec.stdout)
@@ -134,11 +184,11 @@ def test_train_search_recommend_similar(env: dict[str, str], tmp_path: Path) -> 
         "Hamlet (1996)",
     }
 
-    by_user = run(["recommend", "--user", "1", "-n", "3"], env, cwd=tmp_path)
+    by_user = cli(["recommend", "--user", "1", "-n", "3"], env)
     assert by_user.returncode == 0, by_user.stderr
     assert "Top 3 for" in by_user.stdout
 
-    human = run(["similar", "Heat", "-n", "3"], env, cwd=tmp_path)
+    human = cli(["similar", "Heat", "-n", "3"], env)
     assert human.returncode == 0, human.stderr
     assert human.stdout.startswith("Movies like Heat (1995):")
 
@@ -148,51 +198,72 @@ def test_train_search_recommend_similar(env: dict[str, str], tmp_path: Path) -> 
     [
         (["recommend", "--rate", "Heat=9"], "9 is out of range"),
         (["recommend", "--rate", "Heat"], "TITLE=STARS"),
-        (["recommend", "--rate", "hamlet=4"], "is ambiguous"),
-        (["recommend", "--rate", "Nothing Like It=4"], "No movie matches"),
-        (["recommend", "--genre", "Cartoon"], "Unknown genre"),
+        (["recommend", "--rate", "hamlet=4"], "matches several movies"),
+        (["recommend", "--rate", "Nothing Like It=4"], "couldn't find a movie called"),
+        (["recommend", "--rate", "#²=4"], "couldn't find a movie called"),
+        (["search", "heat", "--model", "missing.joblib"], "No saved model at missing.joblib"),
+        (["recommend", "--genre", "Cartoon"], "I don't know the genre"),
         (["recommend", "--years", "nineties"], "--years takes FIRST-LAST"),
         (["recommend", "--user", "999"], "has no ratings"),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(
-    trained_env: dict[str, str], args: list[str], message: str
+    cli,  # type: ignore[no-untyped-def]
+    trained_env: dict[str, str],
+    args: list[str],
+    message: str,
 ) -> None:
-    result = run(args, trained_env)
+    result = cli(args, trained_env)
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_missing_model_and_missing_data_are_explained(env: dict[str, str], tmp_path: Path) -> None:
-    result = run(["recommend", "--rate", "Heat=4"], env, cwd=tmp_path)
+def test_missing_model_and_missing_data_are_explained(
+    cli,  # type: ignore[no-untyped-def]
+    env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    result = cli(["recommend", "--rate", "Heat=4"], env)
     assert result.returncode == 1
     assert "moviebot train" in result.stderr
     env = {**env, "MOVIELENS_SOURCE": str(tmp_path / "missing.zip")}
-    result = run(["console"], env, "", cwd=tmp_path)
+    result = cli(["console"], env, "")
     assert result.returncode == 1
     assert "MovieLens data not found" in result.stderr
     assert "MOVIELENS_SOURCE" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_run_without_token_says_how_to_add_one(env: dict[str, str], tmp_path: Path) -> None:
-    result = run(["run"], env, cwd=tmp_path)
+def test_run_without_token_says_how_to_add_one(
+    cli,  # type: ignore[no-untyped-def]
+    env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    result = cli(["run"], env)
     assert result.returncode == 2
     assert "DISCORD_TOKEN is not set" in result.stderr
     assert "moviebot console" in result.stderr
 
 
-def test_invalid_setting_is_reported_by_name(env: dict[str, str], tmp_path: Path) -> None:
-    result = run(["search", "heat"], {**env, "REFIT_INTERVAL_MINUTES": "soon"}, cwd=tmp_path)
+def test_invalid_setting_is_reported_by_name(
+    cli,  # type: ignore[no-untyped-def]
+    env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    result = cli(["search", "heat"], {**env, "REFIT_INTERVAL_MINUTES": "soon"})
     assert result.returncode == 2
     assert "REFIT_INTERVAL_MINUTES" in result.stderr
 
 
-def test_evaluate_and_report(env: dict[str, str], tmp_path: Path) -> None:
+def test_evaluate_and_report(
+    cli,  # type: ignore[no-untyped-def]
+    env: dict[str, str],
+    tmp_path: Path,
+) -> None:
     out = tmp_path / "eval.json"
-    result = run(
+    result = cli(
         [
             "evaluate",
             "--protocol",
@@ -211,7 +282,6 @@ def test_evaluate_and_report(env: dict[str, str], tmp_path: Path) -> None:
             str(out),
         ],
         env,
-        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
@@ -223,8 +293,8 @@ def test_evaluate_and_report(env: dict[str, str], tmp_path: Path) -> None:
     }
     assert {r["scenario"] for r in payload["results"]} == {"k=1", "k=2"}
     assert json.loads(out.read_text()) == payload
-    assert run(["train", "--components", "3"], env, cwd=tmp_path).returncode == 0
-    report = run(
+    assert cli(["train", "--components", "3"], env).returncode == 0
+    report = cli(
         ["report", "--output", str(tmp_path / "rep"), "--evaluation", str(out)], env, cwd=tmp_path
     )
     assert report.returncode == 0, report.stderr
@@ -233,7 +303,11 @@ def test_evaluate_and_report(env: dict[str, str], tmp_path: Path) -> None:
     assert "The model&#x27;s map of movies" in html
 
 
-def test_env_example_is_a_valid_configuration(env: dict[str, str], tmp_path: Path) -> None:
+def test_env_example_is_a_valid_configuration(
+    cli,  # type: ignore[no-untyped-def]
+    env: dict[str, str],
+    tmp_path: Path,
+) -> None:
     root = Path(__file__).resolve().parent.parent
     (tmp_path / ".env").write_text((root / ".env.example").read_text())
     keys = [
@@ -245,25 +319,33 @@ def test_env_example_is_a_valid_configuration(env: dict[str, str], tmp_path: Pat
 
     assert {k.lower() for k in keys} == set(Settings.model_fields)  # every setting is documented
     clean = {k: v for k, v in env.items() if k not in keys or k == "MOVIELENS_SOURCE"}
-    result = run(["search", "heat", "--json"], clean, cwd=tmp_path)
+    result = cli(["search", "heat", "--json"], clean)
     assert result.returncode == 0, result.stderr
 
 
-def test_data_fetch_checks_a_local_copy(env: dict[str, str], tmp_path: Path) -> None:
-    result = run(["data", "fetch", env["MOVIELENS_SOURCE"], "--json"], env, cwd=tmp_path)
+def test_data_fetch_checks_a_local_copy(
+    cli,  # type: ignore[no-untyped-def]
+    env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    result = cli(["data", "fetch", env["MOVIELENS_SOURCE"], "--json"], env)
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert (info["name"], info["movies"], info["users"]) == ("ml-tiny", 13, 24)
-    missing = run(["data", "fetch", str(tmp_path / "nope.zip")], env, cwd=tmp_path)
+    missing = cli(["data", "fetch", str(tmp_path / "nope.zip")], env)
     assert missing.returncode == 1
     assert "MovieLens data not found" in missing.stderr
 
 
-def test_evaluate_runs_on_the_ml100k_layout(env: dict[str, str], tmp_path: Path) -> None:
+def test_evaluate_runs_on_the_ml100k_layout(
+    cli,  # type: ignore[no-untyped-def]
+    env: dict[str, str],
+    tmp_path: Path,
+) -> None:
     from tests.helpers import write_100k
 
     source = write_100k(tmp_path)
-    result = run(
+    result = cli(
         [
             "evaluate",
             "--dataset",
@@ -277,7 +359,39 @@ def test_evaluate_runs_on_the_ml100k_layout(env: dict[str, str], tmp_path: Path)
             "--json",
         ],
         env,
-        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["dataset"] == "ml-100k"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--components", "0"], "expected a whole number of at least 1"),
+        (["train", "--alpha", "-1"], "expected a number of at least 0"),
+        (["train", "--alpha", "nan"], "expected a number of at least 0"),
+        (["train", "--max-iter", "²"], "expected a whole number of at least 1"),
+        (["recommend", "-n", "0"], "expected a whole number of at least 1"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_work(
+    cli,  # type: ignore[no-untyped-def]
+    env: dict[str, str],
+    args: list[str],
+    message: str,
+) -> None:
+    result = cli(args, env)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_train_into_a_folder_is_refused_before_fitting(
+    cli,  # type: ignore[no-untyped-def]
+    env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    result = cli(["train", "--output", str(tmp_path)], env)
+    assert result.returncode == 2
+    assert "is a folder" in result.stderr
+    assert "Fitted" not in result.stdout

@@ -29,7 +29,7 @@ def test_round_trip_gives_equal_scores_and_metadata(bundle: ModelBundle, tmp_pat
     path = save_bundle(bundle, tmp_path / "models" / "model.joblib")
     loaded = load_bundle(path)
     user = {1: 5.0, 7: 2.0}
-    assert np.array_equal(loaded.model.score(user), bundle.model.score(user))
+    assert np.array_equal(loaded.model.score_items(user), bundle.model.score_items(user))
     assert loaded.model.recommend(user, 5) == bundle.model.recommend(user, 5)
     assert loaded.metadata == bundle.metadata
     assert loaded.metadata.versions["scikit-learn"]
@@ -85,3 +85,10 @@ def test_a_crash_mid_save_leaves_the_old_model(
         save_bundle(bundle, path)
     assert path.read_bytes() == before
     assert not list(tmp_path.glob(".model.joblib.*"))
+
+
+def test_a_model_file_from_before_the_format_change_is_recognised(tmp_path: Path) -> None:
+    # Written by the format-1 code (models with genre tables inside, a chat fingerprint).
+    old = Path(__file__).parent / "data" / "model-format-1.joblib"
+    with pytest.raises(IncompatibleModelError, match="format 1, this version reads 2"):
+        load_bundle(old)

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.errors import UserFacingError
-from bot.ratings import parse_rating
+from bot.stars import parse_rating
 from bot.text import escape
 from recommender import Catalog
 

@@ -19,9 +19,9 @@ import pytest
 from bot import db as database
 from bot.db import ratings as rating_store
 from bot.errors import UserFacingError
-from bot.service import MovieService, ServiceConfig
+from bot.service import MovieService
 from recommender import fit_bundle, load_bundle, load_dataset, save_bundle
-from tests.helpers import tiny_service, write_tiny_csv
+from tests.helpers import model_runs, tiny_config, tiny_service, write_tiny_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -144,74 +144,74 @@ def test_sigkill_during_model_saves_never_leaves_a_broken_model(tmp_path: Path) 
         assert bundle.model.components_.shape[0] in {2, 3}
 
 
-async def test_restart_after_a_killed_refit_cleans_up_and_answers(
-    service: MovieService, tmp_path: Path
-) -> None:
+async def test_restart_after_a_killed_refit_cleans_up_and_answers(tmp_path: Path) -> None:
     from bot.db import runs as run_store
 
-    # What a SIGKILL mid-refit leaves: a run marked running and a half-written temp file.
-    await run_store.start(service.db, "admin", 1, 0)
-    stale = service.config.model_path.with_name(f".{service.config.model_path.name}.abc.tmp")
+    async with tiny_service(tmp_path) as service:
+        # What a SIGKILL mid-refit leaves: a run marked running and a half-written temp file.
+        await run_store.start(service.db, "admin", 1, 0)
+        model_path = service.config.model_path
+    stale = model_path.with_name(f".{model_path.name}.abc.tmp")
     stale.write_bytes(b"half a model")
-    restarted = MovieService(service.db, service.config, executor=ThreadPoolExecutor(1))
-    await restarted.start()
-    assert not stale.exists()
-    assert restarted.bundle is not None  # the last good model is used right away
-    assert (await run_store.recent(service.db))[0].status == "failed"
-    picks = await restarted.recommend(1, 3)
-    assert len(picks.picks) == 3
-    await restarted.close()
+    staged = model_path.with_name(f".{model_path.name}.run7.tmp")
+    staged.write_bytes(b"a finished fit nobody put in place")
+    async with tiny_service(tmp_path) as restarted:
+        assert not stale.exists()
+        assert not staged.exists()
+        assert restarted.bundle is not None  # the last good model is used right away
+        assert model_runs(tmp_path)[0]["status"] == "failed"
+        picks = await restarted.recommend(1, 3)
+        assert len(picks.picks) == 3
 
 
 async def test_corrupt_model_at_startup_is_logged_refitted_and_the_bot_answers(
-    service: MovieService, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    service.config.model_path.write_bytes(os.urandom(4096))
-    restarted = MovieService(service.db, service.config, executor=ThreadPoolExecutor(1))
+    from tests.helpers import gate_refits
+
+    config = tiny_config(tmp_path)
+    config.model_path.parent.mkdir(parents=True)
+    config.model_path.write_bytes(os.urandom(4096))
+    gate = gate_refits(monkeypatch)
     with caplog.at_level("WARNING"):
-        await restarted.start()
-    assert "Ignoring the saved model" in caplog.text
-    warming = await restarted.recommend(1, 2)  # answers while the fit runs
-    assert len(warming.picks) == 2
-    await restarted.wait_until_ready()
-    assert restarted.bundle is not None
-    await restarted.close()
+        restarted = await MovieService.open(config, executor=ThreadPoolExecutor(1))
+    try:
+        assert "Ignoring the saved model" in caplog.text
+        warming = await restarted.recommend(1, 2)  # answers while the fit runs
+        assert warming.warming_up
+        assert len(warming.picks) == 2
+        gate.set()
+        await restarted.wait_until_ready()
+        assert restarted.bundle is not None
+    finally:
+        gate.set()
+        await restarted.close()
 
 
 async def test_missing_data_without_network_says_how_to_fix_it(tmp_path: Path) -> None:
     from recommender import DataError
 
-    db = await database.connect(tmp_path / "x.db")
-    svc = MovieService(
-        db,
-        ServiceConfig(movielens_source=str(tmp_path / "gone.zip"), data_dir=tmp_path),
-        executor=ThreadPoolExecutor(1),
-    )
+    config = tiny_config(tmp_path, movielens_source=str(tmp_path / "gone.zip"))
     with pytest.raises(DataError, match="MOVIELENS_SOURCE"):
-        await svc.start()
-    await svc.close()
-    await db.close()
+        await MovieService.open(config)
+    # Nothing stays open: the database can be opened again and its lock file is free.
+    async with tiny_service(tmp_path) as service:
+        assert service.refit_owner
 
 
 def test_refit_worker_process_survives_the_spawn_context(tmp_path: Path) -> None:
-    """The default executor is a spawned process: run one real refit through it."""
+    """The default worker is a spawned process: run one real refit through it."""
 
     async def scenario() -> None:
-        db = await database.connect(tmp_path / "p.db")
-        config = ServiceConfig(
-            movielens_source=str(write_tiny_csv(tmp_path)),
-            data_dir=tmp_path / "data",
-            model_path=tmp_path / "m.joblib",
-            model_params={"n_components": 2, "max_iter": 20},
-        )
-        svc = MovieService(db, config)
-        await svc.start()
-        await svc.wait_until_ready()
-        await svc.rate(5, 1, 4.5)
-        result = await svc.retrain("admin", 5)
-        assert result.n_chat_ratings == 1
-        await svc.close()
-        await db.close()
+        config = tiny_config(tmp_path, model_params={"n_components": 2, "max_iter": 20})
+        svc = await MovieService.open(config)
+        try:
+            await svc.wait_until_ready()
+            await svc.rate(5, 1, 4.5)
+            result = await svc.retrain("admin", 5)
+            assert result.n_chat_ratings == 1
+        finally:
+            await svc.close()
 
     asyncio.run(scenario())
 

@@ -3,26 +3,35 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import shutil
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-import bot.service as service_module
+import bot.refit_worker as worker_module
 from bot import db as database
 from bot.db import ratings as rating_store
 from bot.db import runs as run_store
-from bot.errors import AmbiguousTitleError, RetrainRunningError, TitleNotFoundError, UserFacingError
-from bot.service import MovieService, ServiceConfig
+from bot.errors import RetrainRunningError, TitleNotFoundError, UserFacingError
+from bot.results import Choice, RateResult
+from bot.service import MovieService
 from recommender import load_bundle
-from tests.helpers import gate_refits, tiny_service
+from tests.helpers import gate_refits, model_runs, tiny_config, tiny_service
 
 
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[MovieService]:
     async with tiny_service(tmp_path) as svc:
         yield svc
+
+
+async def rate(service: MovieService, user: int, title: str, stars: object) -> RateResult:
+    """Rate through the title flow the cogs and the console use; the title must be clear."""
+    outcome = await service.rate_title(user, title, stars)  # type: ignore[arg-type]
+    assert isinstance(outcome, RateResult), outcome
+    return outcome
 
 
 async def test_startup_fits_a_model_when_none_is_saved(service: MovieService) -> None:
@@ -33,44 +42,66 @@ async def test_startup_fits_a_model_when_none_is_saved(service: MovieService) ->
     assert last.trigger == "startup"
 
 
-async def test_a_saved_model_for_the_same_data_is_reused(
-    tmp_path: Path, service: MovieService
+async def test_a_saved_model_for_the_same_data_is_reused(tmp_path: Path) -> None:
+    async with tiny_service(tmp_path) as first:
+        trained_at = first.bundle.metadata.trained_at  # type: ignore[union-attr]
+    async with tiny_service(tmp_path) as again:
+        assert again.bundle is not None
+        assert again.bundle.metadata.trained_at == trained_at
+    assert [run["trigger"] for run in model_runs(tmp_path)] == ["startup"]  # no second fit
+
+
+async def test_corrupt_saved_model_is_replaced_by_a_fresh_fit(tmp_path: Path) -> None:
+    async with tiny_service(tmp_path) as first:
+        model_path = first.config.model_path
+    model_path.write_bytes(b"\x80\x04garbage")
+    async with tiny_service(tmp_path) as again:
+        assert again.bundle is not None  # refitted at start-up
+    load_bundle(model_path)  # and the file on disk is good again
+
+
+async def test_a_model_file_from_before_the_format_change_is_refitted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    trained_at = service.bundle.metadata.trained_at  # type: ignore[union-attr]
-    fresh = MovieService(service.db, service.config, executor=ThreadPoolExecutor(1))
-    await fresh.start()
-    assert fresh.bundle is not None
-    assert fresh.bundle.metadata.trained_at == trained_at
-    assert fresh._refit_task is None
-
-
-async def test_corrupt_saved_model_is_replaced_by_a_fresh_fit(service: MovieService) -> None:
-    service.config.model_path.write_bytes(b"\x80\x04garbage")
-    fresh = MovieService(service.db, service.config, executor=ThreadPoolExecutor(1))
-    await fresh.start()
-    assert fresh.bundle is None  # not loaded ...
-    await fresh.wait_until_ready()
-    assert fresh.bundle is not None  # ... refitted
-    load_bundle(service.config.model_path)  # and the file on disk is good again
+    config = tiny_config(tmp_path)
+    config.model_path.parent.mkdir(parents=True)
+    shutil.copy(Path(__file__).parent / "data" / "model-format-1.joblib", config.model_path)
+    with caplog.at_level("WARNING"):
+        async with tiny_service(tmp_path) as service:
+            assert service.bundle is not None
+    assert "has model format 1, this version reads 2; fit a new one" in caplog.text
+    assert load_bundle(config.model_path).metadata.format_version == 2
 
 
 async def test_rate_and_rerate_report_the_previous_value(service: MovieService) -> None:
     first = await service.rate_title(1, "heat", "4.5", guild_id=99)
+    assert isinstance(first, RateResult)
     assert first.movie.label == "Heat (1995)"
     assert first.rating == 4.5
     assert first.previous is None
-    second = await service.rate_title(1, "Heat", 3)
+    second = await rate(service, 1, "Heat", 3)
     assert second.previous == 4.5
     assert await rating_store.for_user(service.db, 1) == {1: 3.0}
 
 
 async def test_ambiguous_and_unknown_titles_are_never_guessed(service: MovieService) -> None:
-    with pytest.raises(AmbiguousTitleError) as info:
-        await service.rate_title(1, "hamlet", 4)
-    assert {m.label for m in info.value.candidates} == {"Hamlet (1948)", "Hamlet (1996)"}
+    choice = await service.rate_title(1, "hamlet", 4)
+    assert isinstance(choice, Choice)
+    assert "matches several movies" in choice.question
+    assert {m.label for m in choice.candidates} == {"Hamlet (1948)", "Hamlet (1996)"}
     with pytest.raises(TitleNotFoundError):
         await service.rate_title(1, "zzzzqqq", 4)
-    assert await rating_store.for_user(service.db, 1) == {}
+    assert await rating_store.for_user(service.db, 1) == {}  # nothing guessed
+    picked = await choice.run(choice.candidates[1])  # the member picks one from the menu
+    assert picked.movie == choice.candidates[1]
+    assert await rating_store.for_user(service.db, 1) == {picked.movie.movie_id: 4.0}
+
+
+async def test_odd_movie_ids_are_titles_not_crashes(service: MovieService) -> None:
+    assert service.find("#13").label == "Hamlet (1996)"
+    for odd in ("#²", "#" + "9" * 5000, "#-1", "#１３"):
+        with pytest.raises(UserFacingError):
+            service.find(odd)
 
 
 @pytest.mark.parametrize(
@@ -91,7 +122,7 @@ async def test_bad_ratings_are_refused_with_an_explanation(
     service: MovieService, bad: str, reply: str
 ) -> None:
     with pytest.raises(UserFacingError) as info:
-        await service.rate_title(1, "heat", bad)
+        await service.rate_title(1, "hamlet", bad)  # the rating is checked before the title
     assert reply in str(info.value)
     assert await rating_store.for_user(service.db, 1) == {}
 
@@ -106,7 +137,7 @@ async def test_recommend_uses_current_ratings_without_a_refit(service: MovieServ
     assert not before.personalized
     assert before.based_on == 0
     for title in ("notebook", "casablanca", "titanic"):
-        await service.rate_title(5, title, 5)
+        await rate(service, 5, title, 5)
     after = await service.recommend(5, 3)
     assert after.personalized
     assert after.based_on == 3
@@ -129,23 +160,45 @@ async def test_recommend_filters_by_genre_and_checks_arguments(service: MovieSer
         await service.recommend(5, 26)
 
 
-async def test_popular_picks_while_the_model_warms_up(service: MovieService) -> None:
-    service.bundle = None
-    picks = await service.recommend(7, 4)
-    assert picks.warming_up
-    assert not picks.personalized
-    assert len(picks.picks) == 4
+async def test_popular_picks_while_the_model_warms_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = gate_refits(monkeypatch)
+    service = await MovieService.open(tiny_config(tmp_path), executor=ThreadPoolExecutor(1))
+    try:
+        await service.rate(7, 1, 5.0)
+        picks = await service.recommend(7, 4, "romance")
+        assert picks.warming_up
+        assert not picks.personalized
+        assert len(picks.picks) == 4
+        assert all("Romance" in p.movie.genres for p in picks.picks)
+        assert 1 not in {p.movie.movie_id for p in picks.picks}
+    finally:
+        gate.set()
+        await service.close()
+
+
+async def test_without_a_model_and_no_fit_running_the_picks_say_so(tmp_path: Path) -> None:
+    service = await MovieService.open(tiny_config(tmp_path), fit_in_background=False)
+    try:
+        picks = await service.recommend(7, 3)
+        assert picks.model_missing
+        assert not picks.warming_up
+        assert len(picks.picks) == 3
+    finally:
+        await service.close()
 
 
 async def test_unrate_myratings_forget_and_export(service: MovieService) -> None:
-    await service.rate_title(3, "heat", 4)
-    await service.rate_title(3, "casablanca", 2.5)
+    await rate(service, 3, "heat", 4)
+    await rate(service, 3, "casablanca", 2.5)
     page = await service.my_ratings(3)
     assert page.total == 2
     assert page.pages == 1
-    movie, removed = await service.unrate(3, 1)
-    assert movie.label == "Heat (1995)"
-    assert removed == 4.0
+    removed = await service.unrate_title(3, "heat")
+    assert not isinstance(removed, Choice)
+    assert removed.movie.label == "Heat (1995)"
+    assert removed.removed == 4.0
     with pytest.raises(UserFacingError, match="haven't rated"):
         await service.unrate(3, 1)
     rows = list(csv.DictReader(io.StringIO(await service.export(3))))
@@ -171,16 +224,16 @@ async def test_ratings_pages(service: MovieService) -> None:
 
 
 async def test_retrain_includes_chat_ratings_and_swaps_the_model(service: MovieService) -> None:
-    await service.rate_title(11, "heat", 5)
-    await service.rate_title(12, "titanic", 4)
+    await rate(service, 11, "heat", 5)
+    await rate(service, 12, "titanic", 4)
     old = service.bundle
     result = await service.retrain("admin", requested_by=11)
     assert service.bundle is not old
     assert (result.n_chat_ratings, result.n_chat_users) == (2, 2)
     assert service.bundle.metadata.n_chat_ratings == 2  # type: ignore[union-attr]
-    runs = await run_store.recent(service.db)
-    assert runs[0].status == "succeeded"
-    assert runs[0].requested_by == 11
+    runs = model_runs(service.config.database_path)
+    assert runs[0]["status"] == "succeeded"
+    assert runs[0]["requested_by"] == 11
 
 
 async def test_second_retrain_while_one_runs_is_told_it_is_running(
@@ -206,49 +259,44 @@ async def test_failed_retrain_keeps_the_old_model_and_records_the_error(
     def broken(*args: object) -> object:
         raise MemoryError("out of memory")
 
-    monkeypatch.setattr(service_module, "fit_and_save", broken)
+    monkeypatch.setattr(worker_module, "fit_and_save", broken)
     old = service.bundle
     with pytest.raises(UserFacingError, match="still using the previous model"):
         await service.retrain("admin")
     assert service.bundle is old
-    run = (await run_store.recent(service.db))[0]
-    assert run.status == "failed"
-    assert "out of memory" in (run.error or "")
+    run = model_runs(service.config.database_path)[0]
+    assert run["status"] == "failed"
+    assert "out of memory" in run["error"]
 
 
 async def test_scheduler_refits_only_after_enough_changes(service: MovieService) -> None:
     assert await service.scheduled_refit() is None  # nothing changed since start-up
-    await service.rate_title(21, "heat", 5)
+    await rate(service, 21, "heat", 5)
     assert await service.pending_changes() == 1
     assert await service.scheduled_refit() is not None
     assert await service.pending_changes() == 0
-    await service.rate_title(21, "heat", 5)  # same value again: not a change
+    await rate(service, 21, "heat", 5)  # same value again: not a change
     assert await service.scheduled_refit() is None
     await service.forget(21)
     assert await service.pending_changes() == 1
 
 
-async def test_scheduler_threshold(tmp_path: Path, service: MovieService) -> None:
-    strict = MovieService(
-        service.db,
-        ServiceConfig(**{**service.config.__dict__, "refit_min_new_ratings": 3}),
-        executor=ThreadPoolExecutor(1),
-    )
-    await strict.start()
-    await strict.rate_title(31, "heat", 5)
-    await strict.rate_title(31, "titanic", 5)
-    assert await strict.scheduled_refit() is None
-    await strict.rate_title(31, "casablanca", 5)
-    assert await strict.scheduled_refit() is not None
+async def test_scheduler_threshold(tmp_path: Path) -> None:
+    async with tiny_service(tmp_path, refit_min_new_ratings=3) as strict:
+        await rate(strict, 31, "heat", 5)
+        await rate(strict, 31, "titanic", 5)
+        assert await strict.scheduled_refit() is None
+        await rate(strict, 31, "casablanca", 5)
+        assert await strict.scheduled_refit() is not None
 
 
-async def test_interrupted_fit_is_marked_failed_at_start(service: MovieService) -> None:
-    await run_store.start(service.db, "admin", 1, 0)
-    fresh = MovieService(service.db, service.config, executor=ThreadPoolExecutor(1))
-    await fresh.start()
-    runs = await run_store.recent(service.db)
-    assert runs[0].status == "failed"
-    assert "interrupted" in (runs[0].error or "")
+async def test_interrupted_fit_is_marked_failed_at_start(tmp_path: Path) -> None:
+    async with tiny_service(tmp_path) as service:
+        await run_store.start(service.db, "admin", 1, 0)  # what a killed process leaves
+    async with tiny_service(tmp_path):
+        runs = model_runs(tmp_path)
+    assert runs[0]["status"] == "failed"
+    assert "interrupted" in runs[0]["error"]
 
 
 async def test_ratings_survive_a_reopen(tmp_path: Path) -> None:
@@ -280,12 +328,22 @@ async def test_server_stats_count_only_that_server(service: MovieService) -> Non
     await service.rate(9, 9, 5.0, guild_id=88)  # another server
     stats = await service.stats(77)
     assert (stats.members, stats.ratings) == (3, 4)
-    assert [(m.label, n) for m, n, _ in stats.most_rated] == [
-        ("Heat (1995)", 3),
-        ("Casablanca (1942)", 1),
-    ]
+    # Casablanca has one member's rating: listing it would show the channel that rating.
+    assert [(m.label, n) for m, n, _ in stats.most_rated] == [("Heat (1995)", 3)]
     assert [(m.label, mean) for m, _, mean in stats.best_rated] == [("Heat (1995)", 5.0)]
     assert stats.chart_png is not None
     assert stats.chart_png.startswith(b"\x89PNG")
     everyone = await service.stats(None)
     assert everyone.ratings == 5
+
+
+async def test_stats_of_a_small_server_reveal_no_ones_rating(service: MovieService) -> None:
+    from bot import formatting as fmt
+
+    await service.rate(1, 1, 1.5, guild_id=55)
+    await service.rate(2, 1, 4.0, guild_id=55)
+    stats = await service.stats(55)
+    assert (stats.members, stats.most_rated, stats.best_rated, stats.chart_png) == (2, (), (), None)
+    text = "\n".join(fmt.stats_lines(stats))
+    assert "once 3 members have rated" in text
+    assert "Heat" not in text

@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
-import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot import formatting as fmt
-from bot.client import APOLOGY, reply
-from bot.errors import AmbiguousTitleError, UserFacingError
-from bot.ratings import parse_rating
-from bot.service import MovieService, RatingsPage
-from recommender import Movie
+from bot.cogs.errors import NO_MENTIONS, report
+from bot.results import Choice, RatingsPage
+from bot.service import MovieService
+from bot.stars import parse_rating
+from recommender.catalog import Movie
 
 if TYPE_CHECKING:
     from bot.client import MovieBot
 
-log = logging.getLogger(__name__)
-
-NONE = discord.AllowedMentions.none()
+T = TypeVar("T")
 VIEW_TIMEOUT = 180.0
 
 
@@ -40,16 +38,15 @@ class OwnedView(discord.ui.View):
                 "These buttons belong to someone else's command.", ephemeral=True
             )
             return False
+        track = getattr(interaction.client, "track", None)
+        if track is not None:
+            track(asyncio.current_task())  # shutdown lets the click's callback finish
         return True
 
     async def on_error(
         self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item, /
     ) -> None:
-        if isinstance(error, UserFacingError):
-            await reply(interaction, str(error))
-            return
-        log.error("A button or menu failed for user %s", interaction.user.id, exc_info=error)
-        await reply(interaction, APOLOGY)
+        await report(interaction, error, f"The {type(self).__name__} component")
 
 
 class ChooseMovieView(OwnedView):
@@ -79,9 +76,13 @@ class ChooseMovieView(OwnedView):
 
     async def _picked(self, interaction: discord.Interaction) -> None:
         movie = self.candidates[self.select.values[0]]
+        # Answer Discord first: the write may wait on a busy database longer than 3 s.
+        await interaction.response.defer()
         text = await self.on_pick(movie)
         self.stop()
-        await interaction.response.edit_message(content=text, view=None, allowed_mentions=NONE)
+        await interaction.edit_original_response(
+            content=text, view=None, allowed_mentions=NO_MENTIONS
+        )
 
 
 class RatingsPageView(OwnedView):
@@ -127,9 +128,10 @@ class ForgetView(OwnedView):
 
     @discord.ui.button(label="Delete all my ratings", style=discord.ButtonStyle.danger)
     async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await interaction.response.defer()  # the delete may wait on a busy database
         count = await self.service.forget(self.owner_id)
         self.stop()
-        await interaction.response.edit_message(content=fmt.forgot(count), view=None)
+        await interaction.edit_original_response(content=fmt.forgot(count), view=None)
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
     async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
@@ -179,13 +181,10 @@ class Ratings(commands.Cog):
     ) -> None:
         stars = parse_rating(rating)
         await interaction.response.defer(ephemeral=True, thinking=True)
-        user_id, guild_id = interaction.user.id, interaction.guild_id
-
-        async def save(movie: Movie) -> str:
-            result = await self.service.rate(user_id, movie.movie_id, stars, guild_id)
-            return fmt.rated(result)
-
-        await self._on_title(interaction, title, save)
+        outcome = await self.service.rate_title(
+            interaction.user.id, title, stars, interaction.guild_id
+        )
+        await self._answer(interaction, outcome, fmt.rated)
 
     @app_commands.command(name="unrate", description="Remove one of your ratings.")
     @app_commands.describe(title="The movie whose rating to remove")
@@ -194,30 +193,25 @@ class Ratings(commands.Cog):
         self, interaction: discord.Interaction, title: app_commands.Range[str, 1, 200]
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        user_id = interaction.user.id
+        outcome = await self.service.unrate_title(interaction.user.id, title)
+        await self._answer(interaction, outcome, fmt.unrated)
 
-        async def remove(movie: Movie) -> str:
-            found, removed = await self.service.unrate(user_id, movie.movie_id)
-            return fmt.unrated(found, removed)
-
-        await self._on_title(interaction, title, remove)
-
-    async def _on_title(
-        self,
-        interaction: discord.Interaction,
-        title: str,
-        action: Callable[[Movie], Awaitable[str]],
+    async def _answer(
+        self, interaction: discord.Interaction, outcome: T | Choice[T], show: Callable[[T], str]
     ) -> None:
-        """Run ``action`` on the movie ``title`` names, or let the member pick from a menu."""
-        try:
-            movie = self.service.find(title)
-        except AmbiguousTitleError as exc:
-            view = ChooseMovieView(interaction.user.id, exc.candidates, action)
+        """Send the result, or the menu that finishes the job once the member picks a movie."""
+        if isinstance(outcome, Choice):
+            choice = outcome
+
+            async def pick(movie: Movie) -> str:
+                return show(await choice.run(movie))
+
+            view = ChooseMovieView(interaction.user.id, choice.candidates, pick)
             await interaction.followup.send(
-                str(exc), view=view, ephemeral=True, allowed_mentions=NONE
+                choice.question, view=view, ephemeral=True, allowed_mentions=NO_MENTIONS
             )
             return
-        await interaction.followup.send(await action(movie), ephemeral=True, allowed_mentions=NONE)
+        await interaction.followup.send(show(outcome), ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     @app_commands.command(name="myratings", description="See your ratings (only you can see them).")
     async def myratings(self, interaction: discord.Interaction) -> None:

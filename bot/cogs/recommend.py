@@ -9,7 +9,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import formatting as fmt
-from bot.service import MAX_RECOMMENDATIONS, Picks
+from bot.results import Recommendations
+from bot.service import MAX_RECOMMENDATIONS
 
 if TYPE_CHECKING:
     from bot.client import MovieBot
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 EMBED_DESCRIPTION_LIMIT = 4096
 
 
-def picks_embed(picks: Picks) -> discord.Embed:
+def picks_embed(picks: Recommendations) -> discord.Embed:
     """Return the recommendation list as an embed (lines cut to Discord's limits)."""
     lines: list[str] = []
     used = 0

@@ -167,7 +167,11 @@ class ServerStats:
 async def server_stats(
     db: Database, guild_id: int | None, *, top: int = 5, min_count: int = 3
 ) -> ServerStats:
-    """Return a server's rating numbers; ``guild_id`` None covers every rating."""
+    """Return a server's rating numbers; ``guild_id`` None covers every rating.
+
+    Only movies rated by at least ``min_count`` members are listed (one row per member and
+    movie, so the count of rows is the count of members).
+    """
     where, params = ("WHERE guild_id = ?", (guild_id,)) if guild_id is not None else ("", ())
     async with db.read() as conn:
         async with conn.execute(
@@ -180,8 +184,8 @@ async def server_stats(
             by_stars = {float(r): int(n) async for r, n in cursor}
         async with conn.execute(
             f"SELECT movie_id, COUNT(*) AS n, AVG(rating) FROM ratings {where}"
-            " GROUP BY movie_id ORDER BY n DESC, movie_id LIMIT ?",
-            (*params, top),
+            " GROUP BY movie_id HAVING n >= ? ORDER BY n DESC, movie_id LIMIT ?",
+            (*params, min_count, top),
         ) as cursor:
             most = [(int(m), int(n), float(a)) async for m, n, a in cursor]
         async with conn.execute(

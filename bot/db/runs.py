@@ -73,13 +73,16 @@ async def fail(db: Database, run_id: int, error: str, seconds: float) -> None:
         )
 
 
+INTERRUPTED = "interrupted: the bot stopped during the fit"
+
+
 async def abandon_running(db: Database) -> int:
     """Mark fits left 'running' by a crashed process as failed; return how many."""
     async with db.transaction() as conn:
         cursor = await conn.execute(
-            "UPDATE model_runs SET status = 'failed', finished_at = ?,"
-            " error = 'interrupted: the bot stopped during the fit' WHERE status = 'running'",
-            (int(time.time()),),
+            "UPDATE model_runs SET status = 'failed', finished_at = ?, error = ?"
+            " WHERE status = 'running'",
+            (int(time.time()), INTERRUPTED),
         )
         count = cursor.rowcount
         await cursor.close()
@@ -98,12 +101,11 @@ async def last_success(db: Database) -> ModelRun | None:
     return None if row is None else ModelRun(*row)
 
 
-async def recent(db: Database, limit: int = 10) -> list[ModelRun]:
-    """Return the newest fits, newest first."""
+async def get(db: Database, run_id: int) -> ModelRun | None:
+    """Return one fit by id, if it exists."""
     async with (
         db.read() as conn,
-        conn.execute(
-            f"SELECT {_COLUMNS} FROM model_runs ORDER BY id DESC LIMIT ?", (limit,)
-        ) as cursor,
+        conn.execute(f"SELECT {_COLUMNS} FROM model_runs WHERE id = ?", (run_id,)) as cursor,
     ):
-        return [ModelRun(*row) async for row in cursor]
+        row = await cursor.fetchone()
+    return None if row is None else ModelRun(*row)

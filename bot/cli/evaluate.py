@@ -1,4 +1,4 @@
-"""``moviebot evaluate``: how good the recommendations are, next to baselines on the same splits."""
+"""``moviebot evaluate`` and ``moviebot report``: quality next to baselines, and charts."""
 
 from __future__ import annotations
 
@@ -9,19 +9,15 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.settings import Settings
-from recommender import NMFRecommender, load_dataset
-from recommender.baselines import ItemKNNRecommender, PopularityRecommender, PureSVDRecommender
-from recommender.evaluation import (
-    DEFAULT_REVEAL,
-    ModelFactory,
-    evaluate,
-    new_user_folds,
-    per_user_folds,
-    results_table,
-)
+from bot.cli.common import chat_ratings, positive_int
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+    from recommender.evaluation import ModelFactory
+
+DEFAULT_REVEAL = (1, 3, 5, 10, 20)  # recommender.evaluation.DEFAULT_REVEAL, without importing it
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -42,15 +38,23 @@ def _floats(text: str) -> tuple[float, ...]:
         ) from exc
 
 
-def _nmf(**params: Any) -> Callable[[], NMFRecommender]:
+def _nmf(**params: Any) -> Callable[[], Any]:
+    from recommender import NMFRecommender
+
     return lambda: NMFRecommender(**params)
 
 
 def models_for(args: argparse.Namespace) -> dict[str, ModelFactory]:
     """Return the models to compare: the baselines plus one NMF per swept setting."""
+    from recommender.baselines import (
+        ItemKNNRecommender,
+        PopularityRecommender,
+        PureSVDRecommender,
+    )
+
     models: dict[str, ModelFactory] = {
         "most popular": lambda: PopularityRecommender("count"),
-        "damped mean": lambda: PopularityRecommender("damped_mean", damping=50.0),
+        "damped mean": lambda: PopularityRecommender("damped_mean"),
         "PureSVD k=50": lambda: PureSVDRecommender(50),
     }
     if not args.no_knn:
@@ -64,6 +68,10 @@ def models_for(args: argparse.Namespace) -> dict[str, ModelFactory]:
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    """Measure recommendation quality against baselines on the same splits."""
+    from recommender import load_dataset
+    from recommender.evaluation import evaluate, new_user_folds, per_user_folds, results_table
+
     dataset = load_dataset(args.dataset or settings.movielens_source, settings.data_dir)
     models = models_for(args)
     folds: list[Any] = []
@@ -109,17 +117,16 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the HTML report with charts of the data, the server and the model."""
     import asyncio
 
-    from recommender import Catalog, ModelFileError, load_bundle
+    from recommender import Catalog, ModelFileError, load_bundle, load_dataset
     from recommender.report import build_report
 
     dataset = load_dataset(args.dataset or settings.movielens_source, settings.data_dir)
     chat = None
     if settings.database_path.is_file():
-        from bot.__main__ import _chat_ratings
-
-        chat = asyncio.run(_chat_ratings(settings))
+        chat = asyncio.run(chat_ratings(settings))
     model = catalog = None
     model_path = Path(args.model) if args.model else settings.model_path
     try:
@@ -150,7 +157,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def add_evaluation_commands(sub: Any) -> None:
+def add_commands(sub: Any) -> None:
     """Add ``evaluate`` and ``report`` to the ``moviebot`` parser."""
     rep = sub.add_parser("report", help="write an HTML report with charts of the data and model")
     rep.add_argument("--dataset", help="data set name, path or URL (default: MOVIELENS_SOURCE)")
@@ -183,7 +190,7 @@ def add_evaluation_commands(sub: Any) -> None:
     ev.add_argument(
         "--no-knn", action="store_true", help="skip item-kNN (memory grows with movies²)"
     )
-    ev.add_argument("-n", type=int, default=10, help="list length (default 10)")
+    ev.add_argument("-n", type=positive_int, default=10, help="list length (default 10)")
     ev.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     ev.add_argument("--output", help="also write the JSON results to this file")
     ev.add_argument("--json", action="store_true", help="print JSON instead of tables")

@@ -1,0 +1,84 @@
+"""What the command groups share: errors, output, validated argument types, the service."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from bot.model_host import ServiceConfig
+    from bot.settings import Settings
+    from recommender import ModelBundle
+
+
+class CommandError(Exception):
+    """A command-line mistake; printed as one line, exit status 2."""
+
+
+def emit(args: argparse.Namespace, payload: Any, lines: Sequence[str]) -> None:
+    """Print ``payload`` as JSON with ``--json``, else the readable ``lines``."""
+    if getattr(args, "json", False):
+        print(json.dumps(payload, indent=2, default=str))
+    else:
+        for line in lines:
+            print(line)
+    sys.stdout.flush()
+
+
+def positive_int(text: str) -> int:
+    """Parse a whole number of at least 1 (for counts and sizes)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 9 or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def non_negative_float(text: str) -> float:
+    """Parse a finite number of at least 0 (for regularization)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {text!r}")
+    return value
+
+
+def service_config(settings: Settings) -> ServiceConfig:
+    """Return the service's configuration from the settings."""
+    from bot.model_host import ServiceConfig
+
+    return ServiceConfig(
+        database_path=settings.database_path,
+        movielens_source=settings.movielens_source,
+        data_dir=settings.data_dir,
+        model_path=settings.model_path,
+        refit_min_new_ratings=settings.refit_min_new_ratings,
+        stats_min_members=settings.stats_min_members,
+    )
+
+
+async def chat_ratings(settings: Settings) -> pd.DataFrame:
+    """Return every member's rating from the database, as the frame the model fits on."""
+    from bot import db as database
+    from bot.db import ratings as rating_store
+    from bot.model_host import ratings_frame
+
+    db = await database.connect(settings.database_path)
+    try:
+        return ratings_frame(await rating_store.all_ratings(db))
+    finally:
+        await db.close()
+
+
+def load_model(settings: Settings, path: str | None) -> ModelBundle:
+    """Load the saved model at ``path`` (default ``MODEL_PATH``)."""
+    from recommender import load_bundle
+
+    return load_bundle(Path(path) if path else settings.model_path)

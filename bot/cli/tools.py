@@ -1,0 +1,325 @@
+"""The recommender's tools: ``data fetch``, ``train``, ``recommend``, ``search``, ``similar``.
+
+Titles and genres go through the same functions as the bot's (:func:`bot.service.find_movie`,
+:func:`bot.service.find_genre`), so a title the bot understands is one these understand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bot.cli.common import (
+    CommandError,
+    chat_ratings,
+    emit,
+    load_model,
+    non_negative_float,
+    positive_int,
+)
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+    from recommender import Catalog, Movie
+
+
+def cmd_data_fetch(args: argparse.Namespace, settings: Settings) -> int:
+    """Download (checksum-verified) and check a data set."""
+    from recommender import KNOWN_DATASETS, fetch_dataset, load_dataset, resolve_source
+
+    name = args.name or settings.movielens_source
+    if name in KNOWN_DATASETS:
+        path = fetch_dataset(name, settings.data_dir)
+    else:
+        path = resolve_source(name, settings.data_dir)
+    dataset = load_dataset(path, settings.data_dir, progress=False)
+    emit(
+        args,
+        {
+            "path": str(path),
+            "name": dataset.name,
+            "movies": len(dataset.movies),
+            "ratings": len(dataset.ratings),
+            "users": dataset.n_users,
+        },
+        [
+            f"{dataset.name}: {len(dataset.movies):,} movies, {len(dataset.ratings):,} ratings "
+            f"by {dataset.n_users:,} users",
+            f"cached at {path} (checksum verified)" if name in KNOWN_DATASETS else f"read {path}",
+        ],
+    )
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    """Fit a model and save it, with timings and sizes."""
+    from recommender import fit_bundle, load_dataset, save_bundle
+
+    output = Path(args.output) if args.output else settings.model_path
+    if output.is_dir():
+        raise CommandError(f"--output {output} is a folder; give the model file's path.")
+    started = time.perf_counter()
+    dataset = load_dataset(args.dataset or settings.movielens_source, settings.data_dir)
+    loaded = time.perf_counter()
+    params = {
+        "n_components": args.components,
+        "alpha": args.alpha,
+        "max_iter": args.max_iter,
+        "random_state": args.seed,
+    }
+    chat = asyncio.run(chat_ratings(settings)) if args.with_chat else None
+    bundle = fit_bundle(dataset, chat, **params)
+    fitted = time.perf_counter()
+    save_bundle(bundle, output)
+    saved = time.perf_counter()
+    size = output.stat().st_size
+    meta = bundle.metadata
+    emit(
+        args,
+        {
+            "path": str(output),
+            "bytes": size,
+            "load_seconds": loaded - started,
+            "fit_seconds": fitted - loaded,
+            "save_seconds": saved - fitted,
+            "metadata": asdict(meta),
+        },
+        [
+            f"Loaded {meta.dataset} in {loaded - started:.2f} s: {meta.n_users:,} users "
+            f"({meta.n_chat_users} from chat), {meta.n_movies:,} movies, "
+            f"{meta.n_ratings:,} ratings",
+            f"Fitted NMF (k={bundle.model.n_components}, alpha={bundle.model.alpha}) "
+            f"in {fitted - loaded:.2f} s, {bundle.model.n_iter_} iterations",
+            f"Saved {output} ({size / 1e6:.1f} MB) in {saved - fitted:.2f} s",
+        ],
+    )
+    return 0
+
+
+def _movie(catalog: Catalog, title: str) -> Movie:
+    from bot.errors import AmbiguousTitleError
+    from bot.service import find_movie
+
+    try:
+        return find_movie(catalog, title)
+    except AmbiguousTitleError as exc:
+        options = "; ".join(m.label for m in exc.candidates[:5])
+        raise CommandError(
+            f"{exc} {options}. Add the year, e.g. “{exc.candidates[0].label}”."
+        ) from exc
+
+
+def _years(text: str | None) -> tuple[int | None, int | None] | None:
+    if not text:
+        return None
+    first, _, last = text.partition("-")
+    if not all(
+        part.isascii() and part.isdigit() and len(part) <= 4 for part in (first, last) if part
+    ):
+        raise CommandError("--years takes FIRST-LAST, like 1990-1999 or 2000-")
+    return (int(first) if first else None, int(last) if last else None)
+
+
+def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
+    """Print recommendations for some ratings, from the saved model."""
+    from bot.errors import UserFacingError
+    from bot.service import find_genre
+    from bot.stars import parse_rating
+    from recommender import load_dataset
+
+    bundle = load_model(settings, args.model)
+    catalog = bundle.catalog
+    ratings: dict[int, float] = {}
+    if args.user is not None:
+        dataset = load_dataset(
+            args.dataset or settings.movielens_source, settings.data_dir, progress=False
+        )
+        own = dataset.ratings.loc[dataset.ratings["user_id"] == args.user]
+        if own.empty:
+            raise CommandError(f"MovieLens user {args.user} has no ratings in {dataset.name}.")
+        ratings.update(
+            zip(own["movie_id"].tolist(), own["rating"].astype(float).tolist(), strict=True)
+        )
+    for item in args.rate or []:
+        title, sep, value = item.rpartition("=")
+        if not sep or not title.strip():
+            raise CommandError(f'--rate takes TITLE=STARS, like "Heat=4.5" (got {item!r}).')
+        try:
+            stars = parse_rating(value)
+        except UserFacingError as exc:
+            raise CommandError(f"{title.strip()}: {exc}") from exc
+        ratings[_movie(catalog, title.strip()).movie_id] = stars
+    years = _years(args.years)
+    try:
+        genre = find_genre(catalog, args.genre)
+    except UserFacingError as exc:
+        raise CommandError(str(exc)) from exc
+    model = bundle.model
+    genres = [genre] if genre else None
+    allowed = catalog.allowed(model.item_ids_, genres=genres, years=years)
+    picks = model.recommend(ratings, args.n, allowed=allowed)
+    rows: list[dict[str, Any]] = []
+    for rec in picks:
+        movie = catalog.get(rec.movie_id)
+        rows.append(
+            {
+                "movie_id": rec.movie_id,
+                "title": movie.label if movie else str(rec.movie_id),
+                "genres": list(movie.genres) if movie else [],
+                "score": rec.score,
+            }
+        )
+    header = (
+        f"Top {len(rows)} for {picks.n_used} rating(s) (scores rank movies; they are not stars):"
+        if picks.n_used
+        else f"Top {len(rows)} popular movies (no ratings given):"
+    )
+    emit(
+        args,
+        {"based_on": picks.n_used, "recommendations": rows},
+        [
+            header,
+            *(f"{i:2}. {r['title']}  [{', '.join(r['genres'])}]" for i, r in enumerate(rows, 1)),
+        ],
+    )
+    return 0
+
+
+def _catalog_for_search(args: argparse.Namespace, settings: Settings) -> Catalog:
+    from recommender import Catalog, ModelFileError, load_dataset
+
+    if args.model and not args.dataset:
+        return load_model(settings, args.model).catalog  # an explicit model must load
+    if not args.dataset and settings.model_path.is_file():
+        try:
+            return load_model(settings, None).catalog
+        except ModelFileError:
+            pass  # no usable saved model: search the data set instead
+    dataset = load_dataset(
+        args.dataset or settings.movielens_source, settings.data_dir, progress=False
+    )
+    return Catalog(dataset.movies, dataset.ratings)
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    """Find movies by title."""
+    catalog = _catalog_for_search(args, settings)
+    matches = catalog.search(args.query, args.n)
+    resolution = catalog.resolve(args.query)
+    emit(
+        args,
+        {
+            "resolved": resolution.movie.movie_id if resolution.movie else None,
+            "matches": [
+                {
+                    "movie_id": m.movie.movie_id,
+                    "title": m.movie.label,
+                    "score": m.score,
+                    "ratings": m.movie.rating_count,
+                }
+                for m in matches
+            ],
+        },
+        [
+            f"{m.movie.movie_id:>7}  {m.movie.label}  "
+            f"(match {m.score}, {m.movie.rating_count} ratings)"
+            for m in matches
+        ]
+        or [f"No movie matches “{args.query}”."],
+    )
+    return 0 if matches else 1
+
+
+def cmd_similar(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the movies closest to one movie in the model's factor space."""
+    bundle = load_model(settings, args.model)
+    movie = _movie(bundle.catalog, args.title)
+    rows = [
+        (r, bundle.catalog.get(r.movie_id)) for r in bundle.model.similar(movie.movie_id, args.n)
+    ]
+    emit(
+        args,
+        {
+            "movie_id": movie.movie_id,
+            "similar": [
+                {"movie_id": r.movie_id, "title": m.label if m else "", "cosine": r.score}
+                for r, m in rows
+            ],
+        },
+        [
+            f"Movies like {movie.label}:",
+            *(
+                f"{i:2}. {m.label if m else r.movie_id}  (cosine {r.score:.2f})"
+                for i, (r, m) in enumerate(rows, 1)
+            ),
+        ],
+    )
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    """Add ``data``, ``train``, ``recommend``, ``search`` and ``similar``."""
+    data = sub.add_parser("data", help="manage MovieLens data")
+    data_sub = data.add_subparsers(title="data commands", metavar="ACTION", required=True)
+    fetch = data_sub.add_parser("fetch", help="download (checksum-verified) and check a data set")
+    fetch.add_argument(
+        "name",
+        nargs="?",
+        help="ml-latest-small, ml-100k, ml-latest, ml-25m, ml-32m, a path or a URL",
+    )
+    fetch.add_argument("--json", action="store_true", help="print JSON")
+    fetch.set_defaults(handler=cmd_data_fetch)
+
+    train = sub.add_parser("train", help="fit the model and save it")
+    train.add_argument("--dataset", help="data set name, path or URL (default: MOVIELENS_SOURCE)")
+    train.add_argument(
+        "--components", type=positive_int, default=100, help="latent factors (default 100)"
+    )
+    train.add_argument(
+        "--alpha", type=non_negative_float, default=0.03, help="regularization (default 0.03)"
+    )
+    train.add_argument(
+        "--max-iter", type=positive_int, default=100, help="solver iterations (default 100)"
+    )
+    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument(
+        "--with-chat", action="store_true", help="include the members' ratings from DATABASE_PATH"
+    )
+    train.add_argument("--output", help="where to save (default: MODEL_PATH)")
+    train.add_argument("--json", action="store_true", help="print JSON")
+    train.set_defaults(handler=cmd_train)
+
+    rec = sub.add_parser("recommend", help="recommend movies for some ratings")
+    rec.add_argument(
+        "--rate",
+        action="append",
+        metavar="TITLE=STARS",
+        help='a rating, e.g. --rate "Heat=4.5" (repeatable)',
+    )
+    rec.add_argument("--user", type=int, help="use this MovieLens user's ratings")
+    rec.add_argument("-n", type=positive_int, default=10, help="how many (default 10)")
+    rec.add_argument("--genre", help="only this genre")
+    rec.add_argument("--years", help="only these release years, e.g. 1990-1999")
+    rec.add_argument("--model", help="model file (default: MODEL_PATH)")
+    rec.add_argument("--dataset", help="data set for --user (default: MOVIELENS_SOURCE)")
+    rec.add_argument("--json", action="store_true", help="print JSON")
+    rec.set_defaults(handler=cmd_recommend)
+
+    search = sub.add_parser("search", help="find movies by title")
+    search.add_argument("query")
+    search.add_argument("-n", type=positive_int, default=10, help="how many (default 10)")
+    search.add_argument("--model", help="model file whose catalog to search (default: MODEL_PATH)")
+    search.add_argument("--dataset", help="search this data set instead of the model's")
+    search.add_argument("--json", action="store_true", help="print JSON")
+    search.set_defaults(handler=cmd_search)
+
+    similar = sub.add_parser("similar", help="movies close to one movie in the model")
+    similar.add_argument("title")
+    similar.add_argument("-n", type=positive_int, default=10, help="how many (default 10)")
+    similar.add_argument("--model", help="model file (default: MODEL_PATH)")
+    similar.add_argument("--json", action="store_true", help="print JSON")
+    similar.set_defaults(handler=cmd_similar)

@@ -1,0 +1,91 @@
+"""Contract tests every recommender passes: NMF and each baseline, on the checkerboard data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+
+from recommender.base import Recommender
+from recommender.baselines import ItemKNNRecommender, PopularityRecommender, PureSVDRecommender
+from recommender.model import NMFRecommender
+from tests.test_model import N_ITEMS, checkerboard
+
+FACTORIES: dict[str, Callable[[int], Recommender]] = {
+    "nmf": lambda seed: NMFRecommender(n_components=2, max_iter=50, random_state=seed),
+    "popular count": lambda seed: PopularityRecommender("count"),
+    "popular damped mean": lambda seed: PopularityRecommender("damped_mean"),
+    "puresvd": lambda seed: PureSVDRecommender(2, random_state=seed),
+    "item knn": lambda seed: ItemKNNRecommender(n_neighbors=5),
+}
+USER = {100: 5.0, 101: 4.5, 115: 1.0}
+
+
+@pytest.fixture(params=sorted(FACTORIES), scope="module")
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def model(kind: str) -> Recommender:
+    return FACTORIES[kind](0).fit(checkerboard()[0])
+
+
+def test_unknown_movies_are_ignored(model: Recommender) -> None:
+    with_unknown = model.recommend({**USER, 999_999: 5.0, -3: 1.0}, n=5)
+    assert with_unknown == model.recommend(USER, n=5)
+    assert with_unknown.n_used == len(USER)
+
+
+def test_rated_and_excluded_movies_are_never_returned(model: Recommender) -> None:
+    picks = model.recommend(USER, n=N_ITEMS, exclude=[102])
+    assert set(picks.movie_ids).isdisjoint({*USER, 102})
+    assert len(picks) == N_ITEMS - len(USER) - 1
+    assert list(picks.scores) == sorted(picks.scores, reverse=True)
+
+
+def test_empty_input_gives_a_full_list(model: Recommender) -> None:
+    picks = model.recommend({}, n=5)
+    assert len(picks) == 5
+    assert picks.n_used == 0
+    assert len(model.recommend(USER, n=0)) == 0
+
+
+def test_allowed_mask_is_respected(model: Recommender) -> None:
+    allowed = model.item_ids_ >= 110
+    picks = model.recommend(USER, n=N_ITEMS, allowed=allowed)
+    assert picks.movie_ids
+    assert all(m >= 110 for m in picks.movie_ids)
+
+
+def test_save_and_load_give_the_same_ranking(model: Recommender, tmp_path: Path) -> None:
+    path = tmp_path / "model.joblib"
+    joblib.dump(model, path)
+    loaded = joblib.load(path)
+    assert np.array_equal(loaded.score_items(USER), model.score_items(USER))
+    assert loaded.recommend(USER, n=10) == model.recommend(USER, n=10)
+
+
+def test_same_seed_same_model(kind: str, model: Recommender) -> None:
+    again = FACTORIES[kind](0).fit(checkerboard()[0])
+    assert np.array_equal(again.score_items(USER), model.score_items(USER))
+
+
+def test_a_different_seed_changes_nothing_in_these_deterministic_fits(
+    kind: str, model: Recommender
+) -> None:
+    # NMF starts from NNDSVDa (no randomness), PureSVD's Lanczos start vector does not change
+    # the singular vectors, and the other models use no randomness: the seed must not matter.
+    other = FACTORIES[kind](12345).fit(checkerboard()[0])
+    assert np.allclose(other.score_items(USER), model.score_items(USER), atol=1e-8)
+    assert other.recommend(USER, n=8).movie_ids == model.recommend(USER, n=8).movie_ids
+
+
+def test_unfitted_models_say_so(kind: str) -> None:
+    from recommender.base import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        FACTORIES[kind](0).recommend(USER)
