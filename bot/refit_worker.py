@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import Executor
@@ -36,6 +37,8 @@ def _exit_when_orphaned(parent_pid: int) -> None:
 
 
 def _child(send: Connection, parent_pid: int, args: tuple[Any, ...]) -> None:
+    # Ctrl-C at a terminal reaches the whole process group; the parent decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
     try:
         send.send(("ok", fit_and_save(*args)))
@@ -61,9 +64,15 @@ class RefitWorker:
     def __init__(self, executor: Executor | None = None) -> None:
         self._executor = executor
         self._process: multiprocessing.process.BaseProcess | None = None
+        self._stopped = False
 
     async def run(self, *args: Any) -> ModelMetadata:
-        """Fit and save to a staging file in the worker; return the model's metadata."""
+        """Fit and save to a staging file in the worker; return the model's metadata.
+
+        Raises :class:`RefitStopped` once :meth:`stop` was called (the bot is shutting down).
+        """
+        if self._stopped:
+            raise RefitStopped("the bot is shutting down")
         if self._executor is not None:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, fit_and_save, *args)
@@ -87,7 +96,8 @@ class RefitWorker:
         raise RefitError(str(value))
 
     def stop(self) -> None:
-        """Stop a running fit at once (its ``run`` raises :class:`RefitStopped`)."""
+        """Stop a running fit at once and refuse new ones (``run`` raises :class:`RefitStopped`)."""
+        self._stopped = True
         if self._process is not None:
             self._stop(self._process)
 

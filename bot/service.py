@@ -156,6 +156,11 @@ class MovieService:
         """Return True when this process refits the model for its database."""
         return self.host.owner
 
+    @property
+    def refit_holder(self) -> int | None:
+        """Return the process id of the process that refits the model, if known."""
+        return self.host.lease.holder()
+
     async def wait_until_ready(self) -> None:
         """Wait for the start-up fit, if one is running."""
         await self.host.wait_until_ready()

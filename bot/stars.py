@@ -48,6 +48,8 @@ def parse_rating(value: str | float) -> float:
             number = (float(digits) if digits else 0.0) + half
         else:
             try:
+                if "_" in text:  # float() reads "4_0" as 40
+                    raise ValueError(text)
                 number = float(text)
             except ValueError:
                 raise UserFacingError(

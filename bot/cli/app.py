@@ -67,6 +67,13 @@ async def _console_main(settings: Settings) -> None:
         try:
             service = await MovieService.open(service_config(settings))
             try:
+                if not service.refit_owner:
+                    print(
+                        f"Note: another moviebot (process {service.refit_holder or 'unknown'}) "
+                        "refits the model for this database; this console uses the model it "
+                        "saves and never refits.",
+                        file=sys.stderr,
+                    )
                 if service.bundle is None and service.refit_owner:
                     print(
                         "Fitting the recommendation model for the first time (a few seconds)…",

@@ -56,12 +56,29 @@ def cmd_data_fetch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    """Fit a model and save it, with timings and sizes."""
-    from recommender import fit_bundle, load_dataset, save_bundle
+    """Fit a model and save it, with timings and sizes (holding the refit lease for MODEL_PATH)."""
+    from bot.lease import lease_for
 
     output = Path(args.output) if args.output else settings.model_path
     if output.is_dir():
         raise CommandError(f"--output {output} is a folder; give the model file's path.")
+    lease = lease_for(settings.database_path)
+    live = output.resolve() == settings.model_path.resolve()
+    if live and not lease.acquire():
+        raise CommandError(
+            f"Another moviebot (process {lease.holder() or 'unknown'}) refits the model for "
+            f"{settings.database_path} and owns {settings.model_path}; save elsewhere with "
+            "--output, or stop it first."
+        )
+    try:
+        return _train(args, settings, output)
+    finally:
+        lease.release()
+
+
+def _train(args: argparse.Namespace, settings: Settings, output: Path) -> int:
+    from recommender import fit_bundle, load_dataset, save_bundle
+
     started = time.perf_counter()
     dataset = load_dataset(args.dataset or settings.movielens_source, settings.data_dir)
     loaded = time.perf_counter()

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import sqlite3
+import stat
 from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
@@ -112,13 +114,25 @@ def _migrations() -> list[tuple[int, str, str]]:
 
 
 async def migrate(db: Database) -> int:
-    """Apply the numbered migrations newer than ``PRAGMA user_version``; return the new version."""
+    """Apply the numbered migrations newer than ``PRAGMA user_version``; return the new version.
+
+    A database written by a newer moviebot (a version above the newest migration here) is
+    refused with a :class:`StorageError`: this code would not know its tables.
+    """
     async with db._lock:
         conn = db.connection
         async with conn.execute("PRAGMA user_version") as cursor:
             row = await cursor.fetchone()
         version = int(row[0]) if row else 0
-        for number, name, sql in _migrations():
+        migrations = _migrations()
+        newest = migrations[-1][0] if migrations else 0
+        if version > newest:
+            raise StorageError(
+                f"The database at {db.path} was written by a newer moviebot (schema {version}; "
+                f"this version knows up to {newest}). Upgrade moviebot, or point DATABASE_PATH "
+                "at another file."
+            )
+        for number, name, sql in migrations:
             if number <= version:
                 continue
             log.info("Applying database migration %s", name)
@@ -140,27 +154,71 @@ def _split_sql(script: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
+PRIVATE = 0o600  # members' ids and ratings: readable by the bot's user only
+
+
+def _private_files(path: Path) -> None:
+    """Create the database file 0600 if new; tighten it and its WAL files if wider."""
+    if not path.exists():
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = stat.S_IMODE(file.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            try:
+                file.chmod(PRIVATE)
+            except OSError as exc:
+                log.warning("Could not make %s private (mode %o): %s", file, mode, exc)
+            else:
+                log.warning("Made %s readable by its owner only (it was mode %o)", file, mode)
+
+
 async def connect(
     path: Path | str, *, migrate_schema: bool = True, busy_timeout_ms: int = BUSY_TIMEOUT_MS
 ) -> Database:
     """Open (creating if needed) the database in WAL mode with foreign keys, and migrate it.
 
-    While another process holds a write lock, writes wait up to ``busy_timeout_ms`` before
-    failing with a :class:`StorageError` that says to try again.
+    The file (and its ``-wal``/``-shm`` companions) are private to the bot's user. While another
+    process holds a write lock, writes wait up to ``busy_timeout_ms`` before failing with a
+    :class:`StorageError` that says to try again. If the database cannot be opened or migrated,
+    the connection is closed again and a :class:`StorageError` says why.
     """
     path = Path(path)
-    if str(path) != ":memory:":
-        path.parent.mkdir(parents=True, exist_ok=True)
+    memory = str(path) == ":memory:"
+    try:
+        if not memory:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _private_files(path)
+    except OSError as exc:
+        raise StorageError(
+            f"Could not open the database at {path}: {exc.strerror or exc}. "
+            "Check DATABASE_PATH and the folder's permissions."
+        ) from exc
     try:
         connection = await aiosqlite.connect(path, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StorageError(f"Could not open the database at {path}: {exc}") from exc
+    db = Database(connection, path)
+    old_umask = os.umask(0o077)  # SQLite creates -wal and -shm with the process umask
+    try:
         await connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms):d}")
         await connection.execute("PRAGMA journal_mode = WAL")
         # FULL: a rating is on disk before the member sees the confirmation.
         await connection.execute("PRAGMA synchronous = FULL")
         await connection.execute("PRAGMA foreign_keys = ON")
-    except sqlite3.Error as exc:
-        raise StorageError(f"Could not open the database at {path}: {exc}") from exc
-    db = Database(connection, path)
-    if migrate_schema:
-        await migrate(db)
+        # Deleted rows (a member's /forgetme) are overwritten, not left in free pages.
+        await connection.execute("PRAGMA secure_delete = ON")
+        if migrate_schema:
+            await migrate(db)
+        if not memory:
+            _private_files(path)
+    except BaseException as exc:
+        await connection.close()  # else its worker thread keeps the process alive
+        if isinstance(exc, sqlite3.Error):
+            raise StorageError(f"Could not open the database at {path}: {exc}") from exc
+        raise
+    finally:
+        os.umask(old_umask)
     return db

@@ -68,16 +68,26 @@ async def delete(db: Database, user_id: int, movie_id: int) -> float | None:
 
 
 async def delete_user(db: Database, user_id: int) -> int:
-    """Remove all of a member's ratings; return how many there were."""
+    """Remove every trace of a member in one transaction; return how many ratings they had.
+
+    Their ratings and their change-log entries go; one anonymous "forget" event stays so the
+    next scheduled refit drops them from the model; fits they asked for no longer name them.
+    """
     async with db.transaction() as conn:
         cursor = await conn.execute("DELETE FROM ratings WHERE user_id = ?", (user_id,))
         removed = cursor.rowcount
         await cursor.close()
-        if removed:
+        cursor = await conn.execute("DELETE FROM rating_events WHERE user_id = ?", (user_id,))
+        pending = cursor.rowcount  # changes the model has not seen yet
+        await cursor.close()
+        await conn.execute(
+            "UPDATE model_runs SET requested_by = NULL WHERE requested_by = ?", (user_id,)
+        )
+        if removed or pending:
             await conn.execute(
                 "INSERT INTO rating_events (user_id, movie_id, kind, at)"
-                " VALUES (?, NULL, 'forget', ?)",
-                (user_id, _now()),
+                " VALUES (NULL, NULL, 'forget', ?)",
+                (_now(),),
             )
     return int(removed)
 

@@ -1,0 +1,205 @@
+"""Real processes, where the process boundary is the point: hangs, signals, two processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.db import runs as run_store
+from tests.fake_discord import ADMIN_PERMISSIONS, FakeDiscord
+from tests.helpers import gate_refits, model_runs, tiny_config, tiny_service, write_tiny_csv
+from tests.test_reliability import alive, children
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "fake-token-for-process-tests"
+LAUNCH_AGAINST_FAKE = """
+import sys, yarl, discord.gateway, discord.http
+discord.http.Route.BASE = sys.argv[1]
+discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(sys.argv[2])
+from bot.cli import main
+sys.exit(main(["run"]))
+"""
+
+
+def bot_env(folder: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}
+    env.update(
+        MOVIELENS_SOURCE=str(write_tiny_csv(folder)),
+        DATABASE_PATH=str(folder / "bot.db"),
+        MODEL_PATH=str(folder / "models" / "model.joblib"),
+        DATA_DIR=str(folder / "data"),
+        DISCORD_TOKEN="",
+        LOG_LEVEL="WARNING",
+        REFIT_INTERVAL_MINUTES="0",
+    )
+    env.update(extra)
+    return env
+
+
+def console(folder: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "console"],
+        env=env,
+        cwd=folder,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def stopped_within(process: subprocess.Popen[str], seconds: float) -> tuple[int, float, str]:
+    started = time.monotonic()
+    _, err = process.communicate(timeout=seconds + 5)
+    return process.returncode, time.monotonic() - started, err
+
+
+@pytest.mark.parametrize("command", [["console"], ["train", "--with-chat"]])
+def test_a_corrupt_database_ends_the_process_with_one_line(
+    tmp_path: Path, command: list[str]
+) -> None:
+    (tmp_path / "bot.db").write_bytes(os.urandom(8192))
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", *command],
+        env=bot_env(tmp_path),
+        cwd=tmp_path,
+        input="/help\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert time.monotonic() - started < 30, "the process hung after the error"
+    assert result.returncode == 1
+    assert "Could not open the database" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_the_console_stops_cleanly_on_a_signal(tmp_path: Path, sig: signal.Signals) -> None:
+    process = console(tmp_path, bot_env(tmp_path))
+    assert process.stdin is not None
+    assert process.stdout is not None
+    process.stdin.write("/rate Heat 4\n")
+    process.stdin.flush()
+    assert process.stdout.readline().startswith("Rated Heat (1995)")  # up and serving
+    process.send_signal(sig)  # stdin stays open: the console is waiting for a line
+    code, seconds, err = stopped_within(process, 8)
+    assert code == 0, err
+    assert seconds < 8
+    assert "Traceback" not in err
+    connection = sqlite3.connect(tmp_path / "bot.db")
+    assert connection.execute("SELECT COUNT(*) FROM ratings").fetchone() == (1,)
+    connection.close()
+
+
+def test_ctrl_c_during_the_first_fit_records_it_as_interrupted(tmp_path: Path) -> None:
+    process = console(tmp_path, bot_env(tmp_path, LOG_LEVEL="INFO"))
+    assert process.stderr is not None
+    for line in process.stderr:  # wait until the start-up fit has begun
+        if "Fitting the recommendation model" in line:
+            break
+    process.send_signal(signal.SIGINT)
+    code, _, err = stopped_within(process, 8)
+    assert code == 0, err
+    assert "Traceback" not in err
+    runs = model_runs(tmp_path)
+    assert runs[0]["trigger"] == "startup"
+    assert (runs[0]["status"], runs[0]["error"]) == ("failed", run_store.INTERRUPTED)
+
+
+async def test_sigterm_stops_the_bot_gracefully_during_a_retrain(tmp_path: Path) -> None:
+    async with tiny_service(tmp_path):
+        pass  # a saved model, so the bot starts ready
+    fake = FakeDiscord()
+    await fake.start()
+    env = bot_env(tmp_path, DISCORD_TOKEN=TOKEN, LOG_LEVEL="INFO")
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        LAUNCH_AGAINST_FAKE,
+        fake.base_url,
+        fake.gateway_url,
+        env=env,
+        cwd=tmp_path,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await asyncio.wait_for(fake.ready.wait(), 30)
+        await asyncio.sleep(0.5)  # command sync and the rest of start-up
+        retrain = await fake.command("retrain", permissions=ADMIN_PERMISSIONS)
+        await asyncio.wait_for(retrain.answered.wait(), 10)
+        assert retrain.responses[0]["type"] == 5  # deferred: the refit is running
+        workers: set[int] = set()
+        for _ in range(100):
+            if workers := children(child.pid):
+                break
+            await asyncio.sleep(0.02)
+        assert workers, "no refit worker was started"
+        started = time.monotonic()
+        child.send_signal(signal.SIGTERM)
+        assert child.stderr is not None
+        err = (await asyncio.wait_for(child.stderr.read(), 15)).decode()
+        code = await asyncio.wait_for(child.wait(), 15)
+        seconds = time.monotonic() - started
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+        await fake.stop()
+    assert code == 0, err
+    assert seconds < 8, f"stopping took {seconds:.1f} s"
+    assert "Traceback" not in err
+    assert "stopped before it finished" in retrain.text()  # the running command was answered
+    for _ in range(100):  # the worker (and multiprocessing's resource tracker) are gone
+        if not any(alive(w) for w in workers):
+            break
+        await asyncio.sleep(0.03)
+    assert not any(alive(w) for w in workers)
+    run = model_runs(tmp_path)[0]
+    assert (run["trigger"], run["status"], run["error"]) == (
+        "admin",
+        "failed",
+        run_store.INTERRUPTED,
+    )
+
+
+async def test_a_console_beside_a_refitting_bot_neither_refits_nor_breaks_its_refit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with tiny_service(tmp_path) as bot_service:
+        assert bot_service.refit_owner
+        gate = gate_refits(monkeypatch)
+        refit = asyncio.create_task(bot_service.retrain("admin"))
+        await asyncio.sleep(0.1)
+        config = tiny_config(tmp_path)
+        env = bot_env(tmp_path, MODEL_PATH=str(config.model_path))
+        other = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "console",
+            env=env,
+            cwd=tmp_path,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(other.communicate(b"/retrain\n/recommend 2\n"), 60)
+        assert other.returncode == 0, err.decode()
+        note = f"another moviebot (process {os.getpid()})"
+        assert note in err.decode()
+        assert f"Another moviebot (process {os.getpid()})" in out.decode()
+        assert "Your top 2 picks" in out.decode() or "Popular picks" in out.decode()
+        assert model_runs(tmp_path)[0]["status"] == "running"  # not marked interrupted
+        gate.set()
+        await refit
+        assert model_runs(tmp_path)[0]["status"] == "succeeded"
