@@ -180,3 +180,20 @@ def gate_refits(
 
     monkeypatch.setattr(worker_module, "fit_and_save", held)
     return gate
+
+
+def children(pid: int) -> set[int]:
+    """Return the process ids of a process's children (Linux /proc)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found.update(int(p) for p in (task / "children").read_text().split())
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

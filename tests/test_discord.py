@@ -8,7 +8,6 @@ import io
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import discord
@@ -20,55 +19,10 @@ import yarl
 from bot.client import MovieBot
 from bot.cogs.errors import APOLOGY
 from bot.db import ratings as rating_store
-from bot.service import MovieService
 from bot.settings import Settings
 from tests.fake_discord import ADMIN_PERMISSIONS, FakeDiscord, components
+from tests.harness import TOKEN, Harness, start_harness
 from tests.helpers import gate_refits, tiny_service
-
-TOKEN = "fake-token-for-tests"
-
-
-@dataclass
-class Harness:
-    fake: FakeDiscord
-    bot: MovieBot
-    service: MovieService
-
-
-async def start_harness(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **settings: object
-) -> AsyncIterator[Harness]:
-    """Run the real bot against the fake Discord API, over the tiny data set."""
-    heartbeat_ms = int(settings.pop("heartbeat_ms", 41_250))  # type: ignore[call-overload]
-    fake = FakeDiscord(heartbeat_interval_ms=heartbeat_ms)
-    await fake.start()
-    monkeypatch.setattr(discord.http.Route, "BASE", fake.base_url)
-    monkeypatch.setattr(
-        discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url)
-    )
-    values: dict[str, object] = {
-        "discord_token": TOKEN,
-        "refit_interval_minutes": 0,
-        "command_cooldown_burst": 50,
-        **settings,
-    }
-    try:
-        async with tiny_service(tmp_path) as service:
-            bot = MovieBot(
-                service,
-                Settings(_env_file=None, **values),  # type: ignore[arg-type]
-                guild_ready_timeout=0.05,  # the fake sends every guild at once
-            )
-            runner = asyncio.create_task(bot.start(TOKEN))
-            await asyncio.wait_for(fake.ready.wait(), 10)
-            await asyncio.wait_for(bot.wait_until_ready(), 10)
-            try:
-                yield Harness(fake, bot, service)
-            finally:
-                await bot.close()
-                await asyncio.wait_for(runner, 10)
-    finally:
-        await fake.stop()
 
 
 @pytest.fixture
@@ -418,3 +372,39 @@ async def test_the_schedule_refits_after_new_ratings(
         assert runs[0]["status"] == "succeeded"
         assert runs[0]["n_chat_ratings"] == 1
         assert await h.service.pending_changes() == 0
+
+
+async def test_menu_pick_and_delete_button_answer_at_once_while_the_database_is_locked(
+    h: Harness, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    ex = await h.fake.settle(await h.fake.command("rate", {"title": "hamlet", "rating": 4.0}))
+    menu = h.fake.last_message(ex)
+    select = components(menu)[0]
+    await h.service.rate(1001, 9, 3.0)
+    ex = await h.fake.settle(await h.fake.command("forgetme"))
+    confirm_message = h.fake.last_message(ex)
+    confirm = next(c for c in components(confirm_message) if c["label"] == "Delete all my ratings")
+
+    other = sqlite3.connect(tmp_path / "bot.db", isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # another process holds the write lock for a while
+    try:
+        pick = await h.fake.click(
+            menu, select["custom_id"], values=[select["options"][0]["value"]], component_type=3
+        )
+        delete = await h.fake.click(confirm_message, confirm["custom_id"])
+        await asyncio.wait_for(pick.answered.wait(), 3)
+        await asyncio.wait_for(delete.answered.wait(), 3)
+        assert pick.responses[0]["type"] == 6  # acknowledged before the write could wait
+        assert delete.responses[0]["type"] == 6
+        assert pick.first_response_seconds < 1
+        assert delete.first_response_seconds < 1
+        await asyncio.sleep(0.5)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    await h.fake.settle(pick)
+    await h.fake.settle(delete)
+    assert "Rated **Hamlet" in pick.text()
+    assert "Deleted all" in delete.text()

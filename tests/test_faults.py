@@ -192,3 +192,9 @@ def test_run_without_network_is_one_line(
     assert "could not reach Discord" in err
     assert "Traceback" not in err
     assert len([line for line in err.splitlines() if line.startswith("moviebot:")]) == 1
+
+
+async def test_a_database_folder_that_cannot_be_made_is_explained() -> None:
+    # Tests run as root, for whom read-only folders are writable; /proc refuses even root.
+    with pytest.raises(database.StorageError, match="Check DATABASE_PATH"):
+        await database.connect(Path("/proc/moviebot-test/bot.db"))

@@ -12,8 +12,8 @@ import pytest
 from bot.db import ratings as rating_store
 from bot.service import MovieService
 from tests.fake_discord import ADMIN_PERMISSIONS
+from tests.harness import Harness, start_harness
 from tests.helpers import TINY_MOVIES, gate_refits, tiny_service
-from tests.test_discord import Harness, start_harness
 
 MEMBERS = 200
 PER_MEMBER = 20

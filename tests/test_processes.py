@@ -15,8 +15,15 @@ import pytest
 
 from bot.db import runs as run_store
 from tests.fake_discord import ADMIN_PERMISSIONS, FakeDiscord
-from tests.helpers import gate_refits, model_runs, tiny_config, tiny_service, write_tiny_csv
-from tests.test_reliability import alive, children
+from tests.helpers import (
+    alive,
+    children,
+    gate_refits,
+    model_runs,
+    tiny_config,
+    tiny_service,
+    write_tiny_csv,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "fake-token-for-process-tests"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import sqlite3
@@ -22,7 +21,7 @@ from bot.db import ratings as rating_store
 from bot.errors import UserFacingError
 from bot.service import MovieService
 from recommender import fit_bundle, load_bundle, load_dataset, save_bundle
-from tests.helpers import model_runs, tiny_config, tiny_service, write_tiny_csv
+from tests.helpers import alive, children, model_runs, tiny_config, tiny_service, write_tiny_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -215,23 +214,6 @@ def test_refit_worker_process_survives_the_spawn_context(tmp_path: Path) -> None
             await svc.close()
 
     asyncio.run(scenario())
-
-
-def children(pid: int) -> set[int]:
-    """Return the process ids of a process's children (Linux /proc)."""
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        with contextlib.suppress(OSError):
-            found.update(int(p) for p in (task / "children").read_text().split())
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 @pytest.mark.movielens

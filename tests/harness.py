@@ -1,0 +1,65 @@
+"""The real bot against the fake Discord API on loopback, over the tiny data set."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import discord
+import discord.gateway
+import discord.http
+import pytest
+import yarl
+
+from bot.client import MovieBot
+from bot.service import MovieService
+from bot.settings import Settings
+from tests.fake_discord import FakeDiscord
+from tests.helpers import tiny_service
+
+TOKEN = "fake-token-for-tests"
+
+
+@dataclass
+class Harness:
+    fake: FakeDiscord
+    bot: MovieBot
+    service: MovieService
+
+
+async def start_harness(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **settings: object
+) -> AsyncIterator[Harness]:
+    """Run the real bot against the fake Discord API, over the tiny data set."""
+    heartbeat_ms = int(settings.pop("heartbeat_ms", 41_250))  # type: ignore[call-overload]
+    fake = FakeDiscord(heartbeat_interval_ms=heartbeat_ms)
+    await fake.start()
+    monkeypatch.setattr(discord.http.Route, "BASE", fake.base_url)
+    monkeypatch.setattr(
+        discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url)
+    )
+    values: dict[str, object] = {
+        "discord_token": TOKEN,
+        "refit_interval_minutes": 0,
+        "command_cooldown_burst": 50,
+        **settings,
+    }
+    try:
+        async with tiny_service(tmp_path) as service:
+            bot = MovieBot(
+                service,
+                Settings(_env_file=None, **values),  # type: ignore[arg-type]
+                guild_ready_timeout=0.05,  # the fake sends every guild at once
+            )
+            runner = asyncio.create_task(bot.start(TOKEN))
+            await asyncio.wait_for(fake.ready.wait(), 10)
+            await asyncio.wait_for(bot.wait_until_ready(), 10)
+            try:
+                yield Harness(fake, bot, service)
+            finally:
+                await bot.close()
+                await asyncio.wait_for(runner, 10)
+    finally:
+        await fake.stop()
