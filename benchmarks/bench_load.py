@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._common import machine, movielens_source, ms, table
-from bot import db as database
 from bot.service import MovieService, ServiceConfig
 
 MEMBERS, PER_MEMBER = 200, 20
@@ -25,18 +24,16 @@ MEMBERS, PER_MEMBER = 200, 20
 
 async def run() -> list[list[str]]:
     with tempfile.TemporaryDirectory() as tmp:
-        db = await database.connect(Path(tmp) / "bot.db")
-        service = MovieService(
-            db,
+        service = await MovieService.open(
             ServiceConfig(
+                database_path=Path(tmp) / "bot.db",
                 movielens_source=movielens_source(),
                 data_dir=Path(tmp),
                 model_path=Path(tmp) / "m.joblib",
-            ),
+            )
         )
-        await service.start()
         await service.wait_until_ready()
-        movies = [m.movie_id for m in service.catalog.popular(400)]  # type: ignore[union-attr]
+        movies = [m.movie_id for m in service.catalog.popular(400)]
         rng = np.random.default_rng(0)
 
         async def member(user: int, rate_t: list[float], rec_t: list[float]) -> None:
@@ -63,7 +60,6 @@ async def run() -> list[list[str]]:
         running = service.retrain_running_for is not None
         result = await refit
         await service.close()
-        await db.close()
     print(
         f"{MEMBERS * PER_MEMBER:,} ratings and {len(load_rec):,} recommends in {wall:.1f} s; "
         f"refit still running when the load ended: {running}; refit took {result.seconds:.1f} s"

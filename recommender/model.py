@@ -12,6 +12,7 @@ must never be shown as stars.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import warnings
@@ -47,7 +48,7 @@ class Explanation:
     because: tuple[tuple[int, float], ...]  # (rated movie id, share of the score), largest first
 
 
-def single_threaded_blas() -> Any:
+def single_threaded_blas() -> contextlib.AbstractContextManager[object]:
     """Return a context limiting BLAS to one thread (small request-path products run faster)."""
     return _THREADPOOLS.limit(limits=1, user_api="blas")
 

@@ -15,6 +15,7 @@ from bot.cli.common import chat_ratings, positive_int
 
 if TYPE_CHECKING:
     from bot.settings import Settings
+    from recommender import NMFRecommender
     from recommender.evaluation import ModelFactory
 
 DEFAULT_REVEAL = (1, 3, 5, 10, 20)  # recommender.evaluation.DEFAULT_REVEAL, without importing it
@@ -38,7 +39,7 @@ def _floats(text: str) -> tuple[float, ...]:
         ) from exc
 
 
-def _nmf(**params: Any) -> Callable[[], Any]:
+def _nmf(**params: Any) -> Callable[[], NMFRecommender]:
     from recommender import NMFRecommender
 
     return lambda: NMFRecommender(**params)
