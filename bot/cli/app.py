@@ -59,59 +59,64 @@ class GracefulStop:
             self._task.cancel()
 
 
-async def _console_main(settings: Settings) -> None:
-    from bot.console import run_console
-    from bot.service import MovieService
-
+async def until_stopped(body: Callable[[GracefulStop], Coroutine[Any, Any, None]]) -> None:
+    """Run ``body`` until it ends, or until a stop signal cuts it short (then return normally)."""
     with GracefulStop() as stop:
         try:
-            service = await MovieService.open(service_config(settings))
-            try:
-                if not service.refit_owner:
-                    print(
-                        f"Note: another moviebot (process {service.refit_holder or 'unknown'}) "
-                        "refits the model for this database; this console uses the model it "
-                        "saves and never refits.",
-                        file=sys.stderr,
-                    )
-                if service.bundle is None and service.refit_owner:
-                    print(
-                        "Fitting the recommendation model for the first time (a few seconds)…",
-                        file=sys.stderr,
-                    )
-                    await service.wait_until_ready()
-                await run_console(service)
-            finally:
-                await service.close()
+            await body(stop)
         except asyncio.CancelledError:
             if not stop.requested:
                 raise
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
+
+
+async def _console_main(settings: Settings) -> None:
+    from bot.console import run_console
+    from bot.service import MovieService
+
+    async def body(stop: GracefulStop) -> None:
+        service = await MovieService.open(service_config(settings))
+        try:
+            if not service.refit_owner:
+                print(
+                    f"Note: another moviebot (process {service.refit_holder or 'unknown'}) "
+                    "refits the model for this database; this console uses the model it "
+                    "saves and never refits.",
+                    file=sys.stderr,
+                )
+            if service.bundle is None and service.refit_owner:
+                print(
+                    "Fitting the recommendation model for the first time (a few seconds)…",
+                    file=sys.stderr,
+                )
+                await service.wait_until_ready()
+            await run_console(service)
+        finally:
+            await service.close()
+
+    await until_stopped(body)
 
 
 async def _bot_main(settings: Settings, *, sync_only: bool = False) -> None:
     from bot.client import MovieBot
     from bot.service import MovieService
 
-    assert settings.discord_token is not None
-    with GracefulStop() as stop:
+    token = settings.discord_token
+    assert token is not None
+
+    async def body(stop: GracefulStop) -> None:
+        service = await MovieService.open(service_config(settings))
         try:
-            service = await MovieService.open(service_config(settings))
-            try:
-                bot = MovieBot(service, settings, sync_only=sync_only)
-                stop.on_stop = bot.shutdown
-                async with bot:
-                    await bot.start(settings.discord_token.get_secret_value())
-            finally:
-                await service.close()
-        except asyncio.CancelledError:
-            if not stop.requested:
-                raise
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
+            bot = MovieBot(service, settings, sync_only=sync_only)
+            stop.on_stop = bot.shutdown
+            async with bot:
+                await bot.start(token.get_secret_value())
+        finally:
+            await service.close()
+
+    await until_stopped(body)
 
 
 def _run_bot(settings: Settings, *, sync_only: bool) -> int:
