@@ -15,12 +15,16 @@ from typing import Any, TextIO, TypeVar
 
 from bot import formatting as fmt
 from bot.errors import UserFacingError
-from bot.results import Choice
+from bot.results import Choice, SimilarMovies
 from bot.service import MAX_RECOMMENDATIONS, MovieService
 from bot.text import escape
 from recommender.catalog import Movie
 
 CONSOLE_USER_ID = 0
+CONSOLE_HELP = (
+    "Console only: /search <title> — matching movies. /hide N, /seen N <rating> — act on pick N "
+    "of the last /recommend. /hidden, /unhide N — your “Not interested” list. /quit — leave.",
+)
 PROMPT = "moviebot> "
 MAX_PAGE_DIGITS = 6
 
@@ -61,6 +65,8 @@ class Console:
         self.user_id = user_id
         self.write = write
         self._pending: Choice[None] | None = None
+        self._last_picks: tuple[Movie, ...] = ()  # the last /recommend list, for /hide N
+        self._last_hidden: tuple[Movie, ...] = ()  # the last /hidden list, for /unhide N
         self._confirm_forget = False
         self._commands: dict[str, Callable[[str], Awaitable[None]]] = {
             "rate": self._rate,
@@ -71,6 +77,11 @@ class Console:
             "forgetme": self._forgetme,
             "export": self._export,
             "search": self._search,
+            "similar": self._similar,
+            "hide": self._hide,
+            "unhide": self._unhide,
+            "hidden": self._hidden,
+            "seen": self._seen,
             "stats": self._stats,
             "help": self._help,
         }
@@ -150,10 +161,13 @@ class Console:
                 )
             count, genre = number, rest.strip() or None
         picks = await self.service.recommend(self.user_id, count, genre)
+        self._last_picks = tuple(p.movie for p in picks.picks)
         self.say(fmt.picks_title(picks))
         for line in fmt.picks_lines(picks):
             self.say(line)
         self.say(fmt.picks_note(picks))
+        if picks.picks:
+            self.say("Not for you? /hide <number>. Seen it? /seen <number> <rating>.")
 
     async def _myratings(self, args: str) -> None:
         number = small_number(args, MAX_PAGE_DIGITS) if args else 1
@@ -216,11 +230,75 @@ class Console:
             path = await self._save(args, stats.chart_png)
             self.say(f"Chart saved to {escape(str(path), 200)}.")
 
+    async def _similar(self, args: str) -> None:
+        if not args:
+            raise UserFacingError("Usage: /similar <title>")
+
+        def show(result: SimilarMovies) -> str:
+            return "\n".join([fmt.similar_title(result), *fmt.similar_lines(result)])
+
+        await self._show(await self.service.similar(args), show)
+
+    def _numbered(self, text: str, listed: tuple[Movie, ...], command: str) -> Movie | None:
+        """Return the movie a number names in the last list shown, None when text is a title."""
+        number = small_number(text, 4)
+        if number is None:
+            return None
+        if not 1 <= number <= len(listed):
+            raise UserFacingError(
+                f"There is no number {number} in your last list; use a title, like /{command} Heat."
+            )
+        return listed[number - 1]
+
+    async def _hide(self, args: str) -> None:
+        if not args:
+            raise UserFacingError("Usage: /hide <number from /recommend> or /hide <title>")
+
+        async def hide(movie: Movie) -> str:
+            await self.service.dismiss(self.user_id, movie.movie_id)
+            return fmt.dismissed(movie)
+
+        movie = self._numbered(args, self._last_picks, "hide")
+        if movie is not None:
+            self.say(await hide(movie))
+            return
+        await self._show(await self.service.on_title(args, hide), str)
+
+    async def _unhide(self, args: str) -> None:
+        if not args:
+            raise UserFacingError("Usage: /unhide <number from /hidden> or /unhide <title>")
+
+        async def unhide(movie: Movie) -> str:
+            return fmt.undismissed(await self.service.undismiss(self.user_id, movie.movie_id))
+
+        movie = self._numbered(args, self._last_hidden, "unhide")
+        if movie is not None:
+            self.say(await unhide(movie))
+            return
+        await self._show(await self.service.on_title(args, unhide), str)
+
+    async def _hidden(self, args: str) -> None:
+        items = await self.service.dismissed(self.user_id)
+        self._last_hidden = tuple(item.movie for item in items)
+        self.say(f"Not interested ({len(items)})")
+        for line in fmt.dismissed_lines(items):
+            self.say(line)
+        if items:
+            self.say("Changed your mind? /unhide <number>.")
+
+    async def _seen(self, args: str) -> None:
+        number, _, rating = args.partition(" ")
+        movie = self._numbered(number, self._last_picks, "rate")
+        if movie is None or not rating.strip():
+            raise UserFacingError("Usage: /seen <number from /recommend> <rating>, e.g. /seen 2 4")
+        self.say(fmt.rated(await self.service.rate(self.user_id, movie.movie_id, rating.strip())))
+
     async def _help(self, args: str) -> None:
         self.say("Commands:")
         for line in fmt.help_lines():
             self.say(line)
-        self.say("/search <title> — List matching movies.   /quit — Leave the console.")
+        for line in CONSOLE_HELP:
+            self.say(line)
 
 
 def _read_lines(stdin: TextIO, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any]) -> None:

@@ -10,11 +10,13 @@ import re
 import discord.utils
 
 from bot.results import (
+    DismissedMovie,
     RateResult,
     RatingsPage,
     Recommendations,
     RetrainResult,
     ServerStatsView,
+    SimilarMovies,
     UnrateResult,
 )
 from bot.stars import format_number, stars
@@ -24,6 +26,7 @@ HELP_COMMANDS = (
     ("/rate <title> <rating>", "Rate a movie from 0.5 to 5 stars (half stars allowed)."),
     ("/unrate <title>", "Remove one of your ratings."),
     ("/recommend [count] [genre]", "Get personal picks (1-25, default 10), optionally one genre."),
+    ("/similar <title>", "Movies closest to one movie."),
     ("/myratings", "See your ratings (only you can see them)."),
     ("/export", "Download your ratings as a CSV file."),
     ("/forgetme", "Delete all your ratings, after a confirmation."),
@@ -70,14 +73,50 @@ def links(movie: Movie) -> str:
     return " · ".join(parts)
 
 
-def pick_line(position: int, movie: Movie) -> str:
-    """Return one numbered line of a recommendation list."""
+def pick_line(position: int, movie: Movie, because: tuple[Movie, ...] = ()) -> str:
+    """Return one numbered line of a recommendation list, with its reason if there is one."""
     details = [", ".join(movie.genres)] if movie.genres else []
     link_text = links(movie)
     if link_text:
         details.append(link_text)
     suffix = f" — {' · '.join(details)}" if details else ""
-    return f"{position}. {movie_name(movie)}{suffix}"
+    reason = ""
+    if because:
+        names = " and ".join(discord.utils.escape_markdown(m.label) for m in because)
+        reason = f"\n   _because you rated {names}_"
+    return f"{position}. {movie_name(movie)}{suffix}{reason}"
+
+
+def similar_title(result: SimilarMovies) -> str:
+    """Return the heading of a /similar list."""
+    return f"Movies like {result.movie.label}"
+
+
+def similar_lines(result: SimilarMovies) -> list[str]:
+    """Return the numbered lines of a /similar list (or why it is empty)."""
+    if not result.picks:
+        return [f"I know too little about {movie_name(result.movie)} to find films like it."]
+    return [pick_line(i, p.movie) for i, p in enumerate(result.picks, 1)]
+
+
+def dismissed(movie: Movie) -> str:
+    """Return the confirmation of "Not interested"."""
+    return (
+        f"Hidden {movie_name(movie)}: it won't be recommended to you again. "
+        "Undo it from your ratings list."
+    )
+
+
+def undismissed(movie: Movie) -> str:
+    """Return the confirmation of undoing "Not interested"."""
+    return f"{movie_name(movie)} can be recommended to you again."
+
+
+def dismissed_lines(items: tuple[DismissedMovie, ...]) -> list[str]:
+    """Return a member's "Not interested" films as numbered lines."""
+    if not items:
+        return ["Nothing hidden. Films you mark “Not interested” under /recommend show up here."]
+    return [f"{i}. {movie_name(item.movie)}" for i, item in enumerate(items, 1)]
 
 
 def picks_title(picks: Recommendations) -> str:
@@ -113,7 +152,7 @@ def picks_lines(picks: Recommendations) -> list[str]:
     """Return the numbered lines of a recommendation list (or why it is empty)."""
     if not picks.picks:
         return ["I found nothing to recommend with that filter. Try another genre."]
-    return [pick_line(i, p.movie) for i, p in enumerate(picks.picks, 1)]
+    return [pick_line(i, p.movie, p.because) for i, p in enumerate(picks.picks, 1)]
 
 
 def ratings_title(page: RatingsPage) -> str:
@@ -170,6 +209,7 @@ def forgot(count: int) -> str:
     )
 
 
+_ITALIC = re.compile(r"(?<![\\\w])_(\S(?:.*?\S)?)(?<!\\)_(?!\w)")
 _LINK = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")
 
 
@@ -177,7 +217,8 @@ def plain(text: str) -> str:
     """Return Markdown reply text as terminal text: links spelled out, no bold or escapes."""
     text = _LINK.sub(r"\1 <\2>", text)
     text = text.replace("**", "").replace("`", "")
-    return re.sub(r"\\([^\w\s])", r"\1", text)  # every Markdown escape: \* \- \# \\ ...
+    text = _ITALIC.sub(r"\1", text)
+    return re.sub(r"\\([^\sA-Za-z0-9])", r"\1", text)  # every Markdown escape: \* \- \# \\ ...
 
 
 def plural(count: int, word: str) -> str:

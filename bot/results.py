@@ -42,10 +42,27 @@ class Choice(Generic[T]):
 
 @dataclass(frozen=True)
 class Pick:
-    """One recommended movie."""
+    """One recommended movie, and the member's rated movies that led to it most."""
 
     movie: Movie
     score: float
+    because: tuple[Movie, ...] = ()
+
+
+@dataclass(frozen=True)
+class SimilarMovies:
+    """The movies closest to one movie in the model."""
+
+    movie: Movie
+    picks: tuple[Pick, ...]
+
+
+@dataclass(frozen=True)
+class DismissedMovie:
+    """A film a member marked "Not interested"."""
+
+    movie: Movie
+    dismissed_at: int
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import TypeVar
 import numpy as np
 
 from bot import db as database
+from bot.db import dismissals as dismissal_store
 from bot.db import ratings as rating_store
 from bot.db import state as state_store
 from bot.errors import (
@@ -31,6 +32,7 @@ from bot.model_host import ModelHost, ServiceConfig
 from bot.refit_worker import RefitWorker
 from bot.results import (
     Choice,
+    DismissedMovie,
     Pick,
     RatedMovie,
     RateResult,
@@ -38,6 +40,7 @@ from bot.results import (
     Recommendations,
     RetrainResult,
     ServerStatsView,
+    SimilarMovies,
     UnrateResult,
 )
 from bot.stars import parse_rating
@@ -51,6 +54,7 @@ T = TypeVar("T")
 
 MAX_RECOMMENDATIONS = 25
 RATINGS_PAGE_SIZE = 10
+REASON_SHARE = 0.25  # a second "because you rated" title must explain at least this share
 MAX_ID_DIGITS = 12
 COMMAND_HASH_KEY = "global_commands_sha1"
 
@@ -228,7 +232,7 @@ class MovieService:
         """Return the genre names members can filter by."""
         return self.catalog.genres
 
-    async def _on_title(self, title: str, run: Callable[[Movie], Awaitable[T]]) -> T | Choice[T]:
+    async def on_title(self, title: str, run: Callable[[Movie], Awaitable[T]]) -> T | Choice[T]:
         """Run ``run`` on the movie ``title`` names, or return the choice the member must make."""
         try:
             movie = self.find(title)
@@ -259,7 +263,7 @@ class MovieService:
         async def save(movie: Movie) -> RateResult:
             return await self.rate(user_id, movie.movie_id, value, guild_id)
 
-        return await self._on_title(title, save)
+        return await self.on_title(title, save)
 
     async def unrate(self, user_id: int, movie_id: int) -> UnrateResult:
         """Remove a member's rating; return the movie and the removed rating."""
@@ -275,7 +279,7 @@ class MovieService:
         async def remove(movie: Movie) -> UnrateResult:
             return await self.unrate(user_id, movie.movie_id)
 
-        return await self._on_title(title, remove)
+        return await self.on_title(title, remove)
 
     async def rated_movies(self, user_id: int) -> dict[int, float]:
         """Return a member's ratings as movie id -> stars."""
@@ -291,9 +295,7 @@ class MovieService:
         )
         items = []
         for row in rows:
-            movie = self.catalog.get(row.movie_id) or Movie(
-                row.movie_id, f"Movie #{row.movie_id}", None
-            )
+            movie = self.catalog.get(row.movie_id) or _unknown(row.movie_id)
             items.append(RatedMovie(movie, row.rating, row.updated_at))
         return RatingsPage(tuple(items), page, pages, total)
 
@@ -343,18 +345,22 @@ class MovieService:
     async def recommend(
         self, user_id: int, count: int = 10, genre: str | None = None
     ) -> Recommendations:
-        """Recommend movies from the member's current ratings (folded into the live model)."""
+        """Recommend movies from the member's current ratings (folded into the live model).
+
+        Films the member dismissed are left out; each pick names the rated films behind it.
+        """
         if not 1 <= count <= MAX_RECOMMENDATIONS:
             raise UserFacingError(f"I can recommend 1 to {MAX_RECOMMENDATIONS} movies at a time.")
         genre_name = find_genre(self.catalog, genre)
         ratings = await rating_store.for_user(self.db, user_id)
+        hidden = await dismissal_store.ids_for_users(self.db, [user_id])
         await self.host.refresh()
         bundle = self.host.bundle
         if bundle is None:
             popular = self.host.popular
             assert popular is not None
             allowed = self._allowed(popular.item_ids_, genre_name)
-            picks = popular.recommend({}, count, exclude=ratings, allowed=allowed)
+            picks = popular.recommend({}, count, exclude=[*ratings, *hidden], allowed=allowed)
             return Recommendations(
                 self._picks(picks),
                 len(ratings),
@@ -363,24 +369,98 @@ class MovieService:
                 genre=genre_name,
                 model_missing=not self.host.fitting,
             )
-        picks = await asyncio.to_thread(self._recommend, bundle, ratings, count, genre_name)
-        return Recommendations(
-            self._picks(picks), picks.n_used, picks.n_used > 0, False, genre_name
+        found, used = await asyncio.to_thread(
+            self._recommend, bundle, ratings, count, genre_name, hidden
         )
+        return Recommendations(found, used, used > 0, False, genre_name)
 
     def _allowed(self, item_ids: np.ndarray, genre: str | None) -> np.ndarray | None:
         return self.catalog.allowed(item_ids, genres=[genre]) if genre else None
 
     def _recommend(
-        self, bundle: ModelBundle, ratings: dict[int, float], count: int, genre: str | None
-    ) -> Picks:
+        self,
+        bundle: ModelBundle,
+        ratings: dict[int, float],
+        count: int,
+        genre: str | None,
+        hidden: set[int],
+    ) -> tuple[tuple[Pick, ...], int]:
         model = bundle.model
         allowed = self._allowed(model.item_ids_, genre)
         with single_threaded_blas():
-            return model.recommend(ratings, count, allowed=allowed)
+            picks = model.recommend(ratings, count, exclude=hidden, allowed=allowed)
+            if picks.n_used == 0:
+                return self._picks(picks), 0
+            found = []
+            for rec in picks:
+                movie = self.catalog.get(rec.movie_id)
+                if movie is None:
+                    continue
+                reasons = model.explain(ratings, rec.movie_id, top=2).because
+                because = tuple(
+                    rated
+                    for i, (movie_id, share) in enumerate(reasons)
+                    if (i == 0 or share >= REASON_SHARE)
+                    and (rated := self.catalog.get(movie_id)) is not None
+                )
+                found.append(Pick(movie, rec.score, because))
+        return tuple(found), picks.n_used
+
+    async def similar(self, title: str, count: int = 10) -> SimilarMovies | Choice[SimilarMovies]:
+        """Return the movies closest to the one a typed title names (or the menu to pick it)."""
+        if not 1 <= count <= MAX_RECOMMENDATIONS:
+            raise UserFacingError(f"I can list 1 to {MAX_RECOMMENDATIONS} movies at a time.")
+
+        async def close_to(movie: Movie) -> SimilarMovies:
+            bundle = self.host.bundle
+            if bundle is None:
+                raise ModelUnavailableError(
+                    "The recommendation model is warming up; try /similar again in a minute."
+                )
+            picks = await asyncio.to_thread(bundle.model.similar, movie.movie_id, count)
+            return SimilarMovies(movie, self._picks(picks))
+
+        return await self.on_title(title, close_to)
+
+    # ------------------------------------------------------------------ dismissals
+
+    async def dismiss(self, user_id: int, movie_id: int) -> Movie:
+        """Mark a film "Not interested": future picks and movie nights leave it out."""
+        movie = self.movie(movie_id)
+        await dismissal_store.add(self.db, user_id, movie_id)
+        return movie
+
+    async def undismiss(self, user_id: int, movie_id: int) -> Movie:
+        """Undo "Not interested" for a film."""
+        movie = self.movie(movie_id)
+        if not await dismissal_store.remove(self.db, user_id, movie_id):
+            raise UserFacingError(f"{movie.label} isn't on your “Not interested” list.")
+        return movie
+
+    async def dismissed(self, user_id: int) -> tuple[DismissedMovie, ...]:
+        """Return a member's "Not interested" films, newest first."""
+        rows = await dismissal_store.for_user(self.db, user_id)
+        return tuple(
+            DismissedMovie(self.catalog.get(r.movie_id) or _unknown(r.movie_id), r.dismissed_at)
+            for r in rows
+        )
+
+    async def export_dismissals(self, user_id: int) -> str:
+        """Return a member's "Not interested" films as CSV: movieId, title, dismissed_at."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["movieId", "title", "dismissed_at"])
+        for item in reversed(await self.dismissed(user_id)):
+            writer.writerow([item.movie.movie_id, item.movie.label, item.dismissed_at])
+        return out.getvalue()
 
     def _picks(self, picks: Picks) -> tuple[Pick, ...]:
         catalog = self.catalog
         return tuple(
             Pick(movie, r.score) for r in picks if (movie := catalog.get(r.movie_id)) is not None
         )
+
+
+def _unknown(movie_id: int) -> Movie:
+    """Return a stand-in for a movie the catalog no longer has."""
+    return Movie(movie_id, f"Movie #{movie_id}", None)

@@ -126,3 +126,28 @@ async def test_any_unicode_line_gets_an_answer_not_a_traceback(
     console = Console(service, out, write=Recorder())
     for line in lines:
         await console.handle(line)  # raises on any bug: hypothesis then shows the input
+
+
+async def test_similar_reasons_and_hiding_picks_in_the_console(service: MovieService) -> None:
+    out = await run_lines(
+        service,
+        "/rate notebook 5",
+        "/rate casablanca 5",
+        "/rate titanic 5",
+        "/recommend 2",
+        "/similar Heat (1995)",
+    )
+    assert out.count("because you rated") == 2
+    assert "Movies like Heat (1995)" in out
+    console_out = io.StringIO()
+    console = Console(service, console_out, write=Recorder())
+    await console.handle("/recommend 2")
+    first = console_out.getvalue().split("\n1. ")[1].split(" — ")[0]
+    for line in ("/hide 1", "/recommend 2", "/hidden", "/unhide 1", "/recommend 2", "/seen 9 4"):
+        await console.handle(line)
+    text = console_out.getvalue()
+    assert f"Hidden {first}" in text
+    hidden_list = text.split("Not interested (1)")[1]
+    assert f"1. {first}" in hidden_list
+    assert f"{first} can be recommended to you again" in text
+    assert "There is no number 9 in your last list" in text

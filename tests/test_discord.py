@@ -48,6 +48,7 @@ async def test_login_syncs_commands_once_and_not_again_when_unchanged(
             "rate",
             "unrate",
             "recommend",
+            "similar",
             "myratings",
             "export",
             "forgetme",
@@ -193,7 +194,8 @@ async def test_myratings_pages_with_buttons(h: Harness) -> None:
     buttons = {c["label"]: c for c in components(message)}
     assert buttons["Previous"]["disabled"] is True
     nxt = await h.fake.settle(await h.fake.click(message, buttons["Next"]["custom_id"]))
-    assert nxt.responses[0]["data"]["embeds"][0]["footer"]["text"] == "Page 2 of 2"
+    assert nxt.responses[0]["type"] == 6  # acknowledged first; the page is read after
+    assert message["embeds"][0]["footer"]["text"] == "Page 2 of 2"
 
 
 async def test_export_sends_a_csv_and_forgetme_needs_the_button(h: Harness) -> None:
@@ -408,3 +410,84 @@ async def test_menu_pick_and_delete_button_answer_at_once_while_the_database_is_
     await h.fake.settle(delete)
     assert "Rated **Hamlet" in pick.text()
     assert "Deleted all" in delete.text()
+
+
+async def test_similar_lists_movies_like_the_one_named(h: Harness) -> None:
+    ex = await h.fake.settle(await h.fake.command("similar", {"title": "#7"}))  # The Notebook
+    text = ex.text()
+    assert "Movies like The Notebook (2004)" in text
+    assert "Casablanca (1942)" in text or "Titanic (1997)" in text
+    ambiguous = await h.fake.settle(await h.fake.command("similar", {"title": "hamlet"}))
+    assert "matches several movies" in ambiguous.text()
+
+
+async def test_every_pick_says_which_rated_film_it_comes_from(h: Harness) -> None:
+    for movie_id in (7, 9, 10):
+        await h.service.rate(1001, movie_id, 5.0)
+    ex = await h.fake.settle(await h.fake.command("recommend", {"count": 3}))
+    description = ex.messages[0]["embeds"][0]["description"]
+    assert description.count("because you rated") == 3
+    assert any(t in description for t in ("The Notebook (2004)", "Casablanca", "Titanic (1997)"))
+
+
+async def test_not_interested_hides_a_pick_until_undone(h: Harness) -> None:
+    for movie_id in (7, 9, 10):
+        await h.service.rate(1001, movie_id, 5.0)
+    ex = await h.fake.settle(await h.fake.command("recommend", {"count": 3}))
+    message = h.fake.last_message(ex)
+    hide = next(c for c in components(message) if c["placeholder"] == "Not interested in…")
+    first = hide["options"][0]
+    done = await h.fake.settle(
+        await h.fake.click(message, hide["custom_id"], values=[first["value"]], component_type=3)
+    )
+    assert f"Hidden **{first['label']}**" in done.text()
+    again = await h.fake.settle(await h.fake.command("recommend", {"count": 3}))
+    assert first["label"] not in again.messages[0]["embeds"][0]["description"]
+
+    mine = await h.fake.settle(await h.fake.command("myratings"))
+    page = h.fake.last_message(mine)
+    toggle = next(c for c in components(page) if c.get("label") == "Not interested")
+    await h.fake.settle(await h.fake.click(page, toggle["custom_id"]))
+    assert first["label"] in page["embeds"][0]["description"]
+    undo = next(c for c in components(page) if c["type"] == 3)
+    undone = await h.fake.settle(
+        await h.fake.click(page, undo["custom_id"], values=["0"], component_type=3)
+    )
+    for _ in range(100):  # the confirmation follows the page update
+        if "can be recommended to you again" in undone.text():
+            break
+        await asyncio.sleep(0.02)
+    assert "can be recommended to you again" in undone.text()
+    assert "Nothing hidden" in page["embeds"][0]["description"]
+    assert await h.service.dismissed(1001) == ()
+
+
+async def test_seen_it_asks_for_the_rating_and_saves_it(h: Harness) -> None:
+    await h.service.rate(1001, 7, 5.0)
+    ex = await h.fake.settle(await h.fake.command("recommend", {"count": 3}))
+    message = h.fake.last_message(ex)
+    seen = next(c for c in components(message) if c["placeholder"] == "Seen it: rate…")
+    pick = seen["options"][0]
+    asked = await h.fake.settle(
+        await h.fake.click(message, seen["custom_id"], values=[pick["value"]], component_type=3)
+    )
+    stars_menu = h.fake.last_message(asked)
+    select = components(stars_menu)[0]
+    assert [o["value"] for o in select["options"]] == [f"{x / 2:g}" for x in range(10, 0, -1)]
+    rated = await h.fake.settle(
+        await h.fake.click(stars_menu, select["custom_id"], values=["3.5"], component_type=3)
+    )
+    assert "★★★½ (3.5)" in rated.text()
+    assert (await rating_store.for_user(h.service.db, 1001))[int(pick["value"])] == 3.5
+
+
+async def test_export_has_a_second_file_for_not_interested(h: Harness) -> None:
+    await h.service.rate(1001, 9, 4.5)
+    await h.service.dismiss(1001, 10)
+    ex = await h.fake.settle(await h.fake.command("export"))
+    files = dict(ex.files)
+    ratings = list(csv.DictReader(io.StringIO(files["moviebot-ratings.csv"].decode())))
+    hidden = list(csv.DictReader(io.StringIO(files["moviebot-not-interested.csv"].decode())))
+    assert [r["title"] for r in ratings] == ["Casablanca (1942)"]
+    assert list(hidden[0]) == ["movieId", "title", "dismissed_at"]
+    assert hidden[0]["title"] == "Titanic (1997)"

@@ -72,6 +72,7 @@ async def test_forgetme_leaves_the_member_in_no_table(tmp_path: Path) -> None:
         await service.rate(MEMBER, 9, 2.0, guild_id=77)
         await service.unrate(MEMBER, 9)
         await service.rate(5, 2, 3.0)
+        await service.dismiss(MEMBER, 10)
         await service.retrain("admin", requested_by=MEMBER)
         await service.rate(MEMBER, 3, 5.0)  # a change no fit has seen yet
         assert await service.forget(MEMBER) == 2
@@ -83,7 +84,7 @@ async def test_forgetme_leaves_the_member_in_no_table(tmp_path: Path) -> None:
         name
         for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
     ]
-    assert {"ratings", "rating_events", "model_runs", "bot_state"} <= set(tables)
+    assert {"ratings", "rating_events", "model_runs", "bot_state", "dismissals"} <= set(tables)
     for table in tables:
         columns = [row[1] for row in connection.execute(f"PRAGMA table_info({table})")]
         for column in columns:

@@ -2,103 +2,61 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot import formatting as fmt
-from bot.cogs.errors import NO_MENTIONS, report
-from bot.results import Choice, RatingsPage
+from bot.cogs.views import OwnedView, answer, title_autocomplete
+from bot.results import DismissedMovie, RatingsPage
 from bot.service import MovieService
 from bot.stars import parse_rating
-from recommender.catalog import Movie
 
 if TYPE_CHECKING:
     from bot.client import MovieBot
 
-T = TypeVar("T")
-VIEW_TIMEOUT = 180.0
-
-
-class OwnedView(discord.ui.View):
-    """A view only the member who opened it may use."""
-
-    def __init__(self, owner_id: int) -> None:
-        super().__init__(timeout=VIEW_TIMEOUT)
-        self.owner_id = owner_id
-
-    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
-        if interaction.user.id != self.owner_id:
-            await interaction.response.send_message(
-                "These buttons belong to someone else's command.", ephemeral=True
-            )
-            return False
-        track = getattr(interaction.client, "track", None)
-        if track is not None:
-            track(asyncio.current_task())  # shutdown lets the click's callback finish
-        return True
-
-    async def on_error(
-        self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item, /
-    ) -> None:
-        await report(interaction, error, f"The {type(self).__name__} component")
-
-
-class ChooseMovieView(OwnedView):
-    """A menu of candidate movies for an ambiguous title."""
-
-    def __init__(
-        self,
-        owner_id: int,
-        candidates: tuple[Movie, ...],
-        on_pick: Callable[[Movie], Awaitable[str]],
-    ) -> None:
-        super().__init__(owner_id)
-        self.candidates = {str(m.movie_id): m for m in candidates[:25]}
-        self.on_pick = on_pick
-        select: discord.ui.Select[ChooseMovieView] = discord.ui.Select(
-            placeholder="Choose the movie you mean",
-            options=[
-                discord.SelectOption(
-                    label=m.label[:100], value=key, description=", ".join(m.genres)[:100] or None
-                )
-                for key, m in self.candidates.items()
-            ],
-        )
-        select.callback = self._picked  # type: ignore[method-assign]
-        self.select = select
-        self.add_item(select)
-
-    async def _picked(self, interaction: discord.Interaction) -> None:
-        movie = self.candidates[self.select.values[0]]
-        # Answer Discord first: the write may wait on a busy database longer than 3 s.
-        await interaction.response.defer()
-        text = await self.on_pick(movie)
-        self.stop()
-        await interaction.edit_original_response(
-            content=text, view=None, allowed_mentions=NO_MENTIONS
-        )
-
 
 class RatingsPageView(OwnedView):
-    """Previous/next buttons over a member's ratings."""
+    """Previous/next buttons over a member's ratings, and their "Not interested" page with undo."""
 
     def __init__(self, owner_id: int, service: MovieService, page: RatingsPage) -> None:
         super().__init__(owner_id)
         self.service = service
         self.page = page
-        self._sync_buttons()
+        self.hidden: tuple[DismissedMovie, ...] = ()
+        self.showing_hidden = False
+        self.undo: discord.ui.Select[RatingsPageView] | None = None
+        self._sync()
 
-    def _sync_buttons(self) -> None:
-        self.previous.disabled = self.page.page <= 0
-        self.next.disabled = self.page.page >= self.page.pages - 1
+    def _sync(self) -> None:
+        self.previous.disabled = self.showing_hidden or self.page.page <= 0
+        self.next.disabled = self.showing_hidden or self.page.page >= self.page.pages - 1
+        self.toggle.label = "My ratings" if self.showing_hidden else "Not interested"
+        if self.undo is not None:
+            self.remove_item(self.undo)
+            self.undo = None
+        if self.showing_hidden and self.hidden:
+            undo: discord.ui.Select[RatingsPageView] = discord.ui.Select(
+                placeholder="Show one of these in my picks again…",
+                options=[
+                    discord.SelectOption(label=item.movie.label[:100], value=str(i))
+                    for i, item in enumerate(self.hidden[:25])
+                ],
+            )
+            undo.callback = self._undo  # type: ignore[method-assign]
+            self.undo = undo
+            self.add_item(undo)
 
     def embed(self) -> discord.Embed:
+        if self.showing_hidden:
+            embed = discord.Embed(
+                title=f"Not interested ({len(self.hidden)})",
+                description="\n".join(fmt.dismissed_lines(self.hidden[:25])),
+            )
+            return embed
         embed = discord.Embed(
             title=fmt.ratings_title(self.page), description="\n".join(fmt.ratings_lines(self.page))
         )
@@ -106,9 +64,10 @@ class RatingsPageView(OwnedView):
         return embed
 
     async def _show(self, interaction: discord.Interaction, page: int) -> None:
+        await interaction.response.defer()
         self.page = await self.service.my_ratings(self.owner_id, page)
-        self._sync_buttons()
-        await interaction.response.edit_message(embed=self.embed(), view=self)
+        self._sync()
+        await interaction.edit_original_response(embed=self.embed(), view=self)
 
     @discord.ui.button(label="Previous", style=discord.ButtonStyle.secondary)
     async def previous(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
@@ -117,6 +76,27 @@ class RatingsPageView(OwnedView):
     @discord.ui.button(label="Next", style=discord.ButtonStyle.secondary)
     async def next(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
         await self._show(interaction, self.page.page + 1)
+
+    @discord.ui.button(label="Not interested", style=discord.ButtonStyle.secondary)
+    async def toggle(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await interaction.response.defer()
+        self.showing_hidden = not self.showing_hidden
+        if self.showing_hidden:
+            self.hidden = await self.service.dismissed(self.owner_id)
+        else:
+            self.page = await self.service.my_ratings(self.owner_id, self.page.page)
+        self._sync()
+        await interaction.edit_original_response(embed=self.embed(), view=self)
+
+    async def _undo(self, interaction: discord.Interaction) -> None:
+        assert self.undo is not None
+        movie = self.hidden[int(self.undo.values[0])].movie
+        await interaction.response.defer()
+        await self.service.undismiss(self.owner_id, movie.movie_id)
+        self.hidden = await self.service.dismissed(self.owner_id)
+        self._sync()
+        await interaction.edit_original_response(embed=self.embed(), view=self)
+        await interaction.followup.send(fmt.undismissed(movie), ephemeral=True)
 
 
 class ForgetView(OwnedView):
@@ -145,15 +125,6 @@ class Ratings(commands.Cog):
     def __init__(self, bot: MovieBot) -> None:
         self.bot = bot
         self.service = bot.service
-
-    async def title_autocomplete(
-        self, interaction: discord.Interaction, current: str
-    ) -> list[app_commands.Choice[str]]:
-        """Suggest catalog titles as the member types; the value carries the movie id."""
-        return [
-            app_commands.Choice(name=m.label[:100], value=f"#{m.movie_id}")
-            for m in self.service.complete(current, 25)
-        ]
 
     async def rated_autocomplete(
         self, interaction: discord.Interaction, current: str
@@ -184,7 +155,7 @@ class Ratings(commands.Cog):
         outcome = await self.service.rate_title(
             interaction.user.id, title, stars, interaction.guild_id
         )
-        await self._answer(interaction, outcome, fmt.rated)
+        await answer(interaction, outcome, fmt.rated)
 
     @app_commands.command(name="unrate", description="Remove one of your ratings.")
     @app_commands.describe(title="The movie whose rating to remove")
@@ -194,42 +165,32 @@ class Ratings(commands.Cog):
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         outcome = await self.service.unrate_title(interaction.user.id, title)
-        await self._answer(interaction, outcome, fmt.unrated)
-
-    async def _answer(
-        self, interaction: discord.Interaction, outcome: T | Choice[T], show: Callable[[T], str]
-    ) -> None:
-        """Send the result, or the menu that finishes the job once the member picks a movie."""
-        if isinstance(outcome, Choice):
-            choice = outcome
-
-            async def pick(movie: Movie) -> str:
-                return show(await choice.run(movie))
-
-            view = ChooseMovieView(interaction.user.id, choice.candidates, pick)
-            await interaction.followup.send(
-                choice.question, view=view, ephemeral=True, allowed_mentions=NO_MENTIONS
-            )
-            return
-        await interaction.followup.send(show(outcome), ephemeral=True, allowed_mentions=NO_MENTIONS)
+        await answer(interaction, outcome, fmt.unrated)
 
     @app_commands.command(name="myratings", description="See your ratings (only you can see them).")
     async def myratings(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         page = await self.service.my_ratings(interaction.user.id, 0)
         view = RatingsPageView(interaction.user.id, self.service, page)
-        if page.pages > 1:
-            await interaction.followup.send(embed=view.embed(), view=view, ephemeral=True)
-        else:
-            await interaction.followup.send(embed=view.embed(), ephemeral=True)
+        await interaction.followup.send(embed=view.embed(), view=view, ephemeral=True)
 
     @app_commands.command(name="export", description="Download your ratings as a CSV file.")
     async def export(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        data = await self.service.export(interaction.user.id)
-        file = discord.File(io.BytesIO(data.encode("utf-8")), filename="moviebot-ratings.csv")
+        ratings = await self.service.export(interaction.user.id)
+        hidden = await self.service.export_dismissals(interaction.user.id)
+        files = [
+            discord.File(io.BytesIO(text.encode("utf-8")), filename=name)
+            for text, name in (
+                (ratings, "moviebot-ratings.csv"),
+                (hidden, "moviebot-not-interested.csv"),
+            )
+        ]
         await interaction.followup.send(
-            "Here are your ratings (movieId, title, rating, timestamp).", file=file, ephemeral=True
+            "Here are your ratings (movieId, title, rating, timestamp) and the films you marked "
+            "“Not interested” (movieId, title, dismissed_at).",
+            files=files,
+            ephemeral=True,
         )
 
     @app_commands.command(name="forgetme", description="Delete all your ratings.")

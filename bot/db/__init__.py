@@ -150,7 +150,8 @@ async def migrate(db: Database) -> int:
 
 
 def _split_sql(script: str) -> list[str]:
-    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    # Comments go first (they may hold semicolons); the migrations have no "--" in strings.
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 

@@ -70,8 +70,9 @@ async def delete(db: Database, user_id: int, movie_id: int) -> float | None:
 async def delete_user(db: Database, user_id: int) -> int:
     """Remove every trace of a member in one transaction; return how many ratings they had.
 
-    Their ratings and their change-log entries go; one anonymous "forget" event stays so the
-    next scheduled refit drops them from the model; fits they asked for no longer name them.
+    Their ratings, change-log entries, dismissals, movie-night attendance, votes and fairness
+    record go; one anonymous "forget" event stays so the next scheduled refit drops them from
+    the model; fits, nights and watched-list entries they started no longer name them.
     """
     async with db.transaction() as conn:
         cursor = await conn.execute("DELETE FROM ratings WHERE user_id = ?", (user_id,))
@@ -80,9 +81,16 @@ async def delete_user(db: Database, user_id: int) -> int:
         cursor = await conn.execute("DELETE FROM rating_events WHERE user_id = ?", (user_id,))
         pending = cursor.rowcount  # changes the model has not seen yet
         await cursor.close()
-        await conn.execute(
-            "UPDATE model_runs SET requested_by = NULL WHERE requested_by = ?", (user_id,)
-        )
+        for statement in (
+            "UPDATE model_runs SET requested_by = NULL WHERE requested_by = ?",
+            "DELETE FROM dismissals WHERE user_id = ?",
+            "DELETE FROM night_members WHERE user_id = ?",
+            "DELETE FROM night_votes WHERE user_id = ?",
+            "DELETE FROM night_satisfaction WHERE user_id = ?",
+            "UPDATE movie_nights SET started_by = NULL WHERE started_by = ?",
+            "UPDATE watched SET added_by = NULL WHERE added_by = ?",
+        ):
+            await conn.execute(statement, (user_id,))
         if removed or pending:
             await conn.execute(
                 "INSERT INTO rating_events (user_id, movie_id, kind, at)"

@@ -1,0 +1,68 @@
+"""Queries on ``dismissals``: films a member marked "Not interested"."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from bot.db import Database
+
+
+@dataclass(frozen=True)
+class Dismissal:
+    """One film a member does not want recommended."""
+
+    movie_id: int
+    dismissed_at: int
+
+
+async def add(db: Database, user_id: int, movie_id: int) -> bool:
+    """Dismiss a film for a member; return False if it already was."""
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "INSERT INTO dismissals (user_id, movie_id, dismissed_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (user_id, movie_id) DO NOTHING",
+            (user_id, movie_id, int(time.time())),
+        )
+        added = cursor.rowcount
+        await cursor.close()
+    return bool(added)
+
+
+async def remove(db: Database, user_id: int, movie_id: int) -> bool:
+    """Undo a dismissal; return False if there was none."""
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "DELETE FROM dismissals WHERE user_id = ? AND movie_id = ?", (user_id, movie_id)
+        )
+        removed = cursor.rowcount
+        await cursor.close()
+    return bool(removed)
+
+
+async def for_user(db: Database, user_id: int) -> list[Dismissal]:
+    """Return a member's dismissals, newest first."""
+    async with (
+        db.read() as conn,
+        conn.execute(
+            "SELECT movie_id, dismissed_at FROM dismissals WHERE user_id = ?"
+            " ORDER BY dismissed_at DESC, movie_id",
+            (user_id,),
+        ) as cursor,
+    ):
+        return [Dismissal(int(m), int(at)) async for m, at in cursor]
+
+
+async def ids_for_users(db: Database, user_ids: list[int]) -> set[int]:
+    """Return every film any of these members dismissed."""
+    if not user_ids:
+        return set()
+    marks = ",".join("?" * len(user_ids))
+    async with (
+        db.read() as conn,
+        conn.execute(
+            f"SELECT DISTINCT movie_id FROM dismissals WHERE user_id IN ({marks})",
+            tuple(user_ids),
+        ) as cursor,
+    ):
+        return {int(m) async for (m,) in cursor}
