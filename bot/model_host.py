@@ -26,6 +26,7 @@ from bot.db import ratings as rating_store
 from bot.db import runs as run_store
 from bot.errors import NotRefitOwnerError, RetrainRunningError, UserFacingError
 from bot.lease import RefitLease, lease_for
+from bot.night_config import NightConfig
 from bot.refit_worker import RefitStopped, RefitWorker
 from bot.results import RetrainResult
 from recommender import (
@@ -58,6 +59,7 @@ class ServiceConfig:
     model_params: dict[str, Any] = field(default_factory=dict)
     busy_timeout_ms: int = 5_000
     stats_min_members: int = 3
+    nights: NightConfig = field(default_factory=NightConfig)
 
 
 class ModelHost:

@@ -22,13 +22,10 @@ from bot import db as database
 from bot.db import dismissals as dismissal_store
 from bot.db import ratings as rating_store
 from bot.db import state as state_store
-from bot.errors import (
-    AmbiguousTitleError,
-    ModelUnavailableError,
-    TitleNotFoundError,
-    UserFacingError,
-)
+from bot.errors import AmbiguousTitleError, ModelUnavailableError, UserFacingError
+from bot.lookup import find_genre, find_movie
 from bot.model_host import ModelHost, ServiceConfig
+from bot.nights import MovieNights
 from bot.refit_worker import RefitWorker
 from bot.results import (
     Choice,
@@ -44,7 +41,6 @@ from bot.results import (
     UnrateResult,
 )
 from bot.stars import parse_rating
-from bot.text import escape
 from recommender import Catalog, ModelBundle, Movie, Picks, single_threaded_blas
 from recommender.catalog import MAX_QUERY_CHARS
 
@@ -55,44 +51,9 @@ T = TypeVar("T")
 MAX_RECOMMENDATIONS = 25
 RATINGS_PAGE_SIZE = 10
 REASON_SHARE = 0.25  # a second "because you rated" title must explain at least this share
-MAX_ID_DIGITS = 12
 COMMAND_HASH_KEY = "global_commands_sha1"
 
-__all__ = ["MovieService", "ServiceConfig", "find_genre", "find_movie"]
-
-
-def find_movie(catalog: Catalog, query: str) -> Movie:
-    """Return the one movie ``query`` names, or raise a not-found or ambiguous error.
-
-    A query of the form ``#123`` (as carried by an autocomplete pick) is a movie id.
-    """
-    text = query.strip()
-    digits = text[1:]
-    if text.startswith("#") and digits.isascii() and digits.isdigit():
-        movie = catalog.get(int(digits)) if len(digits) <= MAX_ID_DIGITS else None
-        if movie is not None:
-            return movie
-    if not text:
-        raise UserFacingError("Which movie? Type a title.")
-    resolution = catalog.resolve(text[:MAX_QUERY_CHARS])
-    if resolution.movie is not None:
-        return resolution.movie
-    if resolution.candidates:
-        raise AmbiguousTitleError(text[:100], resolution.candidates)
-    raise TitleNotFoundError(text[:100])
-
-
-def find_genre(catalog: Catalog, genre: str | None) -> str | None:
-    """Return the catalog's spelling of a typed genre (None for none), or raise a friendly error."""
-    if genre is None or not genre.strip():
-        return None
-    match = catalog.genre(genre)
-    if match is None:
-        raise UserFacingError(
-            f"I don't know the genre “{escape(genre.strip(), 40)}”. "
-            f"Try one of: {', '.join(catalog.genres)}."
-        )
-    return match
+__all__ = ["MovieService", "ServiceConfig"]
 
 
 class MovieService:
@@ -105,6 +66,7 @@ class MovieService:
     def __init__(self, db: database.Database, host: ModelHost) -> None:
         self.db = db
         self.host = host
+        self.nights = MovieNights(self, host.config.nights)
 
     @classmethod
     async def open(

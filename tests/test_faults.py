@@ -73,6 +73,13 @@ async def test_forgetme_leaves_the_member_in_no_table(tmp_path: Path) -> None:
         await service.unrate(MEMBER, 9)
         await service.rate(5, 2, 3.0)
         await service.dismiss(MEMBER, 10)
+        night = await service.nights.start(
+            guild_id=77, channel_id=1, invoker=MEMBER, voice_members=[5]
+        )
+        await service.nights.vote(night.night.id, MEMBER, 1)
+        await service.nights.close(night.night.id, MEMBER)  # watched list, fairness record
+        await service.nights.add_watched(77, 11, MEMBER)
+        await service.nights.start(guild_id=77, channel_id=2, invoker=MEMBER, voice_members=None)
         await service.retrain("admin", requested_by=MEMBER)
         await service.rate(MEMBER, 3, 5.0)  # a change no fit has seen yet
         assert await service.forget(MEMBER) == 2
@@ -84,7 +91,18 @@ async def test_forgetme_leaves_the_member_in_no_table(tmp_path: Path) -> None:
         name
         for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
     ]
-    assert {"ratings", "rating_events", "model_runs", "bot_state", "dismissals"} <= set(tables)
+    assert {
+        "ratings",
+        "rating_events",
+        "model_runs",
+        "bot_state",
+        "dismissals",
+        "movie_nights",
+        "night_members",
+        "night_votes",
+        "night_satisfaction",
+        "watched",
+    } <= set(tables)
     for table in tables:
         columns = [row[1] for row in connection.execute(f"PRAGMA table_info({table})")]
         for column in columns:

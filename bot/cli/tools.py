@@ -119,7 +119,7 @@ def _train(args: argparse.Namespace, settings: Settings, output: Path) -> int:
 
 def _movie(catalog: Catalog, title: str) -> Movie:
     from bot.errors import AmbiguousTitleError
-    from bot.service import find_movie
+    from bot.lookup import find_movie
 
     try:
         return find_movie(catalog, title)
@@ -144,7 +144,7 @@ def _years(text: str | None) -> tuple[int | None, int | None] | None:
 def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
     """Print recommendations for some ratings, from the saved model."""
     from bot.errors import UserFacingError
-    from bot.service import find_genre
+    from bot.lookup import find_genre
     from bot.stars import parse_rating
     from recommender import load_dataset
 

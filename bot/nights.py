@@ -1,0 +1,409 @@
+"""Movie night, without Discord: a group's picks, the vote, the watched list, fairness.
+
+A night starts from the members in a voice channel (voting opens at once) or from a lobby that
+members join with a button; either way the picks exclude every film a member rated or hid and
+every film on the server's watched list. Members vote (one vote each, changeable); the starter
+or an admin closes the vote, or it closes by itself. The winner goes on the watched list, and
+how well it suited each member is recorded, so the next night leans toward whoever was served
+worst lately (see :mod:`recommender.group` and ``docs/movienight.md``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bot.db import dismissals as dismissal_store
+from bot.db import nights as night_store
+from bot.db import ratings as rating_store
+from bot.db.nights import Night, NightPick
+from bot.errors import UserFacingError
+from bot.lookup import find_genre
+from bot.night_config import NightConfig
+from recommender import group
+from recommender.base import Recommender
+from recommender.catalog import Movie
+
+if TYPE_CHECKING:
+    from bot.service import MovieService
+
+MAX_GROUP = 25
+MAX_PICKS = 5
+WATCHED_PAGE_SIZE = 10
+
+
+@dataclass(frozen=True)
+class NightChoice:
+    """One film offered at a night, as shown."""
+
+    position: int
+    movie: Movie
+    votes: int
+    best_rank: int
+    worst_rank: int
+
+
+@dataclass(frozen=True)
+class NightView:
+    """Everything a night's message shows."""
+
+    night: Night
+    members: tuple[int, ...]
+    newcomers: tuple[int, ...]  # members without ratings: they count as "anyone"
+    choices: tuple[NightChoice, ...]
+    candidates: int
+    winner: Movie | None
+    left_out: tuple[int, ...] = ()  # beyond the group size limit (only known when it starts)
+
+    @property
+    def open(self) -> bool:
+        """Return True while the lobby or the vote is open."""
+        return self.night.state in night_store.OPEN
+
+
+@dataclass(frozen=True)
+class WatchedEntry:
+    """A film on the watched list, with who was there."""
+
+    movie: Movie
+    watched_at: int
+    members: tuple[int, ...]
+    by_hand: bool
+
+
+@dataclass(frozen=True)
+class WatchedPage:
+    """One page of a server's watched list."""
+
+    items: tuple[WatchedEntry, ...]
+    page: int
+    pages: int
+    total: int
+
+
+class MovieNights:
+    """Movie nights over the service's database, catalog and live model."""
+
+    def __init__(self, service: MovieService, config: NightConfig | None = None) -> None:
+        self.service = service
+        self.config = config or NightConfig()
+
+    # ------------------------------------------------------------------ starting
+
+    async def start(
+        self,
+        *,
+        guild_id: int,
+        channel_id: int,
+        invoker: int,
+        voice_members: list[int] | None,
+        count: int = MAX_PICKS,
+        genre: str | None = None,
+        source: str | None = None,
+    ) -> NightView:
+        """Start a night: from voice-channel members (voting at once), or as a lobby (None).
+
+        Raises a friendly error for a night already open in the channel, a voice channel with
+        only the invoker, or a bad count or genre; nothing is written then.
+        """
+        if not 1 <= count <= MAX_PICKS:
+            raise UserFacingError(f"A movie night offers 1 to {MAX_PICKS} films to vote on.")
+        genre_name = find_genre(self.service.catalog, genre)
+        db = self.service.db
+        if await night_store.open_in_channel(db, channel_id) is not None:
+            raise UserFacingError(
+                "A movie night is already open in this channel. Vote there, or close it first."
+            )
+        now = int(time.time())
+        if voice_members is None:
+            night = await night_store.create(
+                db,
+                guild_id=guild_id,
+                channel_id=channel_id,
+                started_by=invoker,
+                source=source or "lobby",
+                state="lobby",
+                closes_at=now + self.config.lobby_seconds,
+                count=count,
+                genre=genre_name,
+                members=[invoker],
+            )
+            if night is None:
+                raise UserFacingError("A movie night is already open in this channel.")
+            return await self.view(night.id)
+        present = list(dict.fromkeys([invoker, *voice_members]))
+        if len(present) < 2:
+            raise UserFacingError(
+                "You're the only one in your voice channel. /recommend picks for one; "
+                "a movie night needs two or more (or start one outside voice for a lobby)."
+            )
+        members, left_out = await self._limit(present)
+        picks, candidates = await self._picks(guild_id, members, count, genre_name)
+        night = await night_store.create(
+            db,
+            guild_id=guild_id,
+            channel_id=channel_id,
+            started_by=invoker,
+            source=source or "voice",
+            state="voting",
+            closes_at=now + self.config.vote_seconds,
+            count=count,
+            genre=genre_name,
+            members=members,
+            left_out=len(left_out),
+            picks=picks,
+        )
+        if night is None:
+            raise UserFacingError("A movie night is already open in this channel.")
+        return await self.view(night.id, left_out=tuple(left_out), candidates=candidates)
+
+    async def _limit(self, members: list[int]) -> tuple[list[int], list[int]]:
+        """Keep the ``MAX_GROUP`` members with the most ratings; return (kept, left out)."""
+        if len(members) <= MAX_GROUP:
+            return members, []
+        counts = {m: await rating_store.count_for_user(self.service.db, m) for m in members}
+        ranked = sorted(members, key=lambda m: (-counts[m], members.index(m)))
+        kept = set(ranked[:MAX_GROUP])
+        return [m for m in members if m in kept], [m for m in members if m not in kept]
+
+    async def _exclude(self, guild_id: int, members: list[int]) -> set[int]:
+        """Return the films a night of these members must not offer: hidden or watched."""
+        db = self.service.db
+        exclude = await dismissal_store.ids_for_users(db, members)
+        return exclude | {w.movie_id for w in await night_store.watched(db, guild_id)}
+
+    def _allowed(self, model: Recommender, genre: str | None) -> np.ndarray | None:
+        return self.service.catalog.allowed(model.item_ids_, genres=[genre]) if genre else None
+
+    async def _picks(
+        self, guild_id: int, members: list[int], count: int, genre: str | None
+    ) -> tuple[list[NightPick], int]:
+        db = self.service.db
+        ratings = [await rating_store.for_user(db, m) for m in members]
+        history = await night_store.satisfaction_history(
+            db, guild_id, members, self.config.fairness_nights
+        )
+        model = self._model()
+        found = await asyncio.to_thread(
+            group.recommend_for_group,
+            model,
+            ratings,
+            count,
+            weights=group.fairness_weights(history, n_members=len(members)),
+            exclude=await self._exclude(guild_id, members),
+            allowed=self._allowed(model, genre),
+        )
+        picks = [
+            NightPick(i, p.movie_id, p.score, p.best_rank, p.worst_rank)
+            for i, p in enumerate(found.picks, 1)
+        ]
+        if not picks:
+            raise UserFacingError(
+                "I found no film that nobody here has rated, hidden or watched"
+                + (f" in {genre}" if genre else "")
+                + ". Try another genre."
+            )
+        return picks, found.candidates
+
+    def _model(self) -> Recommender:
+        bundle = self.service.bundle
+        if bundle is not None:
+            return bundle.model
+        popular = self.service.host.popular
+        assert popular is not None
+        return popular
+
+    # ------------------------------------------------------------------ the lobby
+
+    async def join(self, night_id: int, user_id: int) -> NightView:
+        """Add a member to a night's lobby."""
+        night = await self._night(night_id)
+        if night.state != "lobby":
+            raise UserFacingError("This lobby has closed; the vote is for the members who joined.")
+        if not await night_store.join(self.service.db, night_id, user_id):
+            members = await night_store.members(self.service.db, night_id)
+            if user_id in members:
+                raise UserFacingError("You're already in. The vote starts when the lobby closes.")
+            raise UserFacingError("This lobby has closed.")
+        return await self.view(night_id)
+
+    async def begin_vote(self, night_id: int, by: int | None, admin: bool = False) -> NightView:
+        """Close a lobby and open the vote (the starter or an admin; ``by`` None: the timer)."""
+        night = await self._night(night_id)
+        if by is not None:
+            self._check_may_close(night, by, admin)
+        if night.state != "lobby":
+            return await self.view(night_id)
+        members = await night_store.members(self.service.db, night_id)
+        kept, left_out = await self._limit(members)
+        picks, candidates = await self._picks(night.guild_id, kept, night.count, night.genre)
+        closes_at = int(time.time()) + self.config.vote_seconds
+        await night_store.start_voting(self.service.db, night_id, picks, closes_at, len(left_out))
+        return await self.view(night_id, left_out=tuple(left_out), candidates=candidates)
+
+    # ------------------------------------------------------------------ the vote
+
+    async def vote(
+        self, night_id: int, user_id: int, position: int
+    ) -> tuple[NightView, int | None]:
+        """Record a member's vote (changeable); return the night and their previous choice."""
+        night = await self._night(night_id)
+        if night.state != "voting":
+            raise UserFacingError(
+                "This vote is closed."
+                if night.state != "lobby"
+                else "The vote hasn't started yet: join the lobby first."
+            )
+        members = await night_store.members(self.service.db, night_id)
+        if user_id not in members:
+            if night.source == "lobby":
+                raise UserFacingError(
+                    "This vote is for the members who joined the lobby, and it has closed. "
+                    "Start your own night with /movienight."
+                )
+            raise UserFacingError(
+                "This vote is for the members who were in the voice channel when it started."
+            )
+        picks = await night_store.picks(self.service.db, night_id)
+        if not any(p.position == position for p in picks):
+            raise UserFacingError("That film isn't on this night's list.")
+        previous = await night_store.vote(self.service.db, night_id, user_id, position)
+        return await self.view(night_id), previous
+
+    async def close(self, night_id: int, by: int | None, admin: bool = False) -> NightView:
+        """Close the vote (the starter or an admin; ``by`` None: the timer); pick the winner.
+
+        The most votes win; ties go to the higher group score (the order shown). A lobby that
+        closes with nobody voting yet opens its vote instead.
+        """
+        night = await self._night(night_id)
+        if by is not None:
+            self._check_may_close(night, by, admin)
+        if night.state == "lobby":
+            return await self.begin_vote(night_id, None)
+        if night.state != "voting":
+            return await self.view(night_id)
+        db = self.service.db
+        picks = await night_store.picks(db, night_id)
+        tally = await night_store.tally(db, night_id)
+        winner = max(picks, key=lambda p: (tally.get(p.position, 0), p.score, -p.position))
+        members = await night_store.members(db, night_id)
+        satisfaction = await self._satisfaction(night, members, winner.movie_id)
+        await night_store.close(db, night, winner.movie_id, satisfaction)
+        return await self.view(night_id)
+
+    async def _satisfaction(
+        self, night: Night, members: list[int], movie_id: int
+    ) -> dict[int, float]:
+        """Return how well the winner suited each member, on the night's own candidates."""
+        db = self.service.db
+        model = self._model()
+        ratings = [await rating_store.for_user(db, m) for m in members]
+        values = await asyncio.to_thread(
+            group.group_satisfaction,
+            model,
+            ratings,
+            movie_id,
+            exclude=await self._exclude(night.guild_id, members),
+            allowed=self._allowed(model, night.genre),
+        )
+        return dict(zip(members, values, strict=True))
+
+    @staticmethod
+    def _check_may_close(night: Night, by: int, admin: bool) -> None:
+        if by != night.started_by and not admin:
+            raise UserFacingError(
+                "Only the member who started this night, or someone with Manage Server, "
+                "can close it."
+            )
+
+    async def due(self, now: int | None = None) -> list[NightView]:
+        """Move every night whose time is up: lobbies to voting, votes to closed."""
+        changed = []
+        for night in await night_store.due(self.service.db, now):
+            try:
+                changed.append(await self.close(night.id, None))
+            except UserFacingError:
+                # No film left to offer: the night cannot go on.
+                await night_store.close(self.service.db, night, None, {}, cancelled=True)
+                changed.append(await self.view(night.id))
+        return changed
+
+    async def open_nights(self) -> list[NightView]:
+        """Return every open night (to re-attach their buttons after a restart)."""
+        return [await self.view(n.id) for n in await night_store.open_nights(self.service.db)]
+
+    async def set_message(self, night_id: int, message_id: int) -> None:
+        """Remember the message that shows a night."""
+        await night_store.set_message(self.service.db, night_id, message_id)
+
+    # ------------------------------------------------------------------ views
+
+    async def _night(self, night_id: int) -> Night:
+        night = await night_store.get(self.service.db, night_id)
+        if night is None:
+            raise UserFacingError("That movie night doesn't exist any more.")
+        return night
+
+    async def view(
+        self, night_id: int, *, left_out: tuple[int, ...] = (), candidates: int = 0
+    ) -> NightView:
+        """Return what a night's message shows now."""
+        db = self.service.db
+        night = await self._night(night_id)
+        members = await night_store.members(db, night_id)
+        newcomers = tuple([m for m in members if await rating_store.count_for_user(db, m) == 0])
+        tally = await night_store.tally(db, night_id)
+        catalog = self.service.catalog
+        choices = tuple(
+            NightChoice(
+                p.position,
+                catalog.get(p.movie_id) or Movie(p.movie_id, f"Movie #{p.movie_id}", None),
+                tally.get(p.position, 0),
+                p.best_rank,
+                p.worst_rank,
+            )
+            for p in await night_store.picks(db, night_id)
+        )
+        winner = catalog.get(night.winner) if night.winner is not None else None
+        return NightView(night, tuple(members), newcomers, choices, candidates, winner, left_out)
+
+    # ------------------------------------------------------------------ the watched list
+
+    async def watched(self, guild_id: int, page: int = 0) -> WatchedPage:
+        """Return one page of the server's watched list, newest first."""
+        db = self.service.db
+        rows = await night_store.watched(db, guild_id)
+        pages = max(1, math.ceil(len(rows) / WATCHED_PAGE_SIZE))
+        page = min(max(page, 0), pages - 1)
+        items = []
+        for row in rows[page * WATCHED_PAGE_SIZE : (page + 1) * WATCHED_PAGE_SIZE]:
+            movie = self.service.catalog.get(row.movie_id) or Movie(
+                row.movie_id, f"Movie #{row.movie_id}", None
+            )
+            members = (
+                tuple(await night_store.members(db, row.night_id))
+                if row.night_id is not None
+                else ()
+            )
+            items.append(WatchedEntry(movie, row.watched_at, members, row.night_id is None))
+        return WatchedPage(tuple(items), page, pages, len(rows))
+
+    async def add_watched(self, guild_id: int, movie_id: int, by: int) -> Movie:
+        """Put a film on the watched list by hand (admins)."""
+        movie = self.service.movie(movie_id)
+        if not await night_store.add_watched(self.service.db, guild_id, movie_id, by):
+            raise UserFacingError(f"{movie.label} is already on the watched list.")
+        return movie
+
+    async def remove_watched(self, guild_id: int, movie_id: int) -> Movie:
+        """Take a film off the watched list (admins)."""
+        movie = self.service.movie(movie_id)
+        if not await night_store.remove_watched(self.service.db, guild_id, movie_id):
+            raise UserFacingError(f"{movie.label} isn't on the watched list.")
+        return movie
