@@ -15,15 +15,21 @@ from typing import Any, TextIO, TypeVar
 
 from bot import formatting as fmt
 from bot.errors import UserFacingError
+from bot.nights import NightView
 from bot.results import Choice, SimilarMovies
 from bot.service import MAX_RECOMMENDATIONS, MovieService
 from bot.text import escape
 from recommender.catalog import Movie
 
 CONSOLE_USER_ID = 0
+CONSOLE_GUILD = CONSOLE_CHANNEL = 0  # the console is one server with one channel
+MAX_MEMBER_DIGITS = 20
 CONSOLE_HELP = (
     "Console only: /search <title> — matching movies. /hide N, /seen N <rating> — act on pick N "
-    "of the last /recommend. /hidden, /unhide N — your “Not interested” list. /quit — leave.",
+    "of the last /recommend. /hidden, /unhide N — your “Not interested” list.",
+    "Movie night: /as N — be local member N. /movienight @0 @1 @2 [count] [genre] — a night for "
+    "those members (no @: a lobby; /join, then /start). /vote N, /close, /watched "
+    "[add|remove <title>]. /quit — leave.",
 )
 PROMPT = "moviebot> "
 MAX_PAGE_DIGITS = 6
@@ -82,6 +88,13 @@ class Console:
             "unhide": self._unhide,
             "hidden": self._hidden,
             "seen": self._seen,
+            "as": self._as,
+            "movienight": self._movienight,
+            "join": self._join,
+            "start": self._start,
+            "vote": self._vote,
+            "close": self._close,
+            "watched": self._watched,
             "stats": self._stats,
             "help": self._help,
         }
@@ -292,6 +305,102 @@ class Console:
         if movie is None or not rating.strip():
             raise UserFacingError("Usage: /seen <number from /recommend> <rating>, e.g. /seen 2 4")
         self.say(fmt.rated(await self.service.rate(self.user_id, movie.movie_id, rating.strip())))
+
+    @staticmethod
+    def _name(user_id: int) -> str:
+        return f"member {user_id}"
+
+    def _show_night(self, view: NightView) -> None:
+        self.say(fmt.night_title(view))
+        for line in fmt.night_lines(view, self._name):
+            self.say(line)
+
+    async def _as(self, args: str) -> None:
+        number = small_number(args, MAX_MEMBER_DIGITS)
+        if number is None:
+            raise UserFacingError("Usage: /as N, a local member number, like /as 1")
+        self.user_id = number
+        self.say(f"You are member {number} now.")
+
+    async def _movienight(self, args: str) -> None:
+        words = args.split()
+        members: list[int] = []
+        while words and words[0].startswith("@"):
+            number = small_number(words.pop(0)[1:], MAX_MEMBER_DIGITS)
+            if number is None:
+                raise UserFacingError("Name members as @N, like /movienight @0 @1 @2")
+            members.append(number)
+        count = 5
+        if words and (number := small_number(words[0], 2)) is not None:
+            count = number
+            words.pop(0)
+        view = await self.service.nights.start(
+            guild_id=CONSOLE_GUILD,
+            channel_id=CONSOLE_CHANNEL,
+            invoker=self.user_id,
+            voice_members=members or None,
+            count=count,
+            genre=" ".join(words) or None,
+            source="console" if members else "lobby",
+        )
+        self._show_night(view)
+
+    async def _open_night(self) -> int:
+        view = await self.service.nights.open_in(CONSOLE_CHANNEL)
+        if view is None:
+            raise UserFacingError("No movie night is open. Start one with /movienight.")
+        return view.night.id
+
+    async def _join(self, args: str) -> None:
+        self._show_night(await self.service.nights.join(await self._open_night(), self.user_id))
+
+    async def _start(self, args: str) -> None:
+        night_id = await self._open_night()
+        self._show_night(await self.service.nights.begin_vote(night_id, self.user_id, admin=True))
+
+    async def _vote(self, args: str) -> None:
+        number = small_number(args, 2)
+        if number is None:
+            raise UserFacingError("Usage: /vote N, the number of a film on the night's list")
+        view, previous = await self.service.nights.vote(
+            await self._open_night(), self.user_id, number
+        )
+        self.say(
+            f"Member {self.user_id} voted for {number}"
+            + (f" (instead of {previous})." if previous not in (None, number) else ".")
+        )
+        self._show_night(view)
+
+    async def _close(self, args: str) -> None:
+        night_id = await self._open_night()
+        self._show_night(await self.service.nights.close(night_id, self.user_id, admin=True))
+
+    async def _watched(self, args: str) -> None:
+        action, _, title = args.partition(" ")
+        if action.lower() in {"add", "remove"}:
+            if not title.strip():
+                raise UserFacingError(f"Usage: /watched {action.lower()} <title>")
+            nights = self.service.nights
+            adding = action.lower() == "add"
+            change = nights.add_watched if adding else nights.remove_watched
+
+            async def edit(movie: Movie) -> str:
+                await change(CONSOLE_GUILD, movie.movie_id, self.user_id)
+                return fmt.watched_changed(movie, added=adding)
+
+            await self._show(await self.service.on_title(title, edit), str)
+            return
+        number = small_number(args, MAX_PAGE_DIGITS) if args else 1
+        if number is None:
+            raise UserFacingError(
+                "Usage: /watched [page], /watched add <title>, /watched remove <title>"
+            )
+        page = await self.service.nights.watched(CONSOLE_GUILD, max(number, 1) - 1)
+        self.say(f"Watched here ({page.total})")
+        for line in fmt.watched_lines(page, self._name):
+            self.say(line)
+        if page.pages > 1:
+            self.say(f"Page {page.page + 1} of {page.pages} — /watched <page> for more")
 
     async def _help(self, args: str) -> None:
         self.say("Commands:")

@@ -5,10 +5,13 @@ Text uses Discord's Markdown; :func:`plain` turns it into terminal text for the 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from collections.abc import Callable
 
 import discord.utils
 
+from bot.nights import NightView, WatchedPage
 from bot.results import (
     DismissedMovie,
     RateResult,
@@ -27,6 +30,8 @@ HELP_COMMANDS = (
     ("/unrate <title>", "Remove one of your ratings."),
     ("/recommend [count] [genre]", "Get personal picks (1-25, default 10), optionally one genre."),
     ("/similar <title>", "Movies closest to one movie."),
+    ("/movienight [count] [genre]", "Picks for everyone in your voice channel, and a vote."),
+    ("/watched", "This server's watched list (admins: /watched add or remove)."),
     ("/myratings", "See your ratings (only you can see them)."),
     ("/export", "Download your ratings as a CSV file."),
     ("/forgetme", "Delete all your ratings, after a confirmation."),
@@ -209,6 +214,16 @@ def forgot(count: int) -> str:
     )
 
 
+_TIMESTAMP = re.compile(r"<t:(\d{1,12}):([a-zA-Z])>")
+
+
+def _local_time(match: re.Match[str]) -> str:
+    moment = dt.datetime.fromtimestamp(int(match.group(1)))
+    if match.group(2) == "d":
+        return moment.strftime("%Y-%m-%d")
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
 _ITALIC = re.compile(r"(?<![\\\w])_(\S(?:.*?\S)?)(?<!\\)_(?!\w)")
 _LINK = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")
 
@@ -218,6 +233,7 @@ def plain(text: str) -> str:
     text = _LINK.sub(r"\1 <\2>", text)
     text = text.replace("**", "").replace("`", "")
     text = _ITALIC.sub(r"\1", text)
+    text = _TIMESTAMP.sub(_local_time, text)
     return re.sub(r"\\([^\sA-Za-z0-9])", r"\1", text)  # every Markdown escape: \* \- \# \\ ...
 
 
@@ -255,3 +271,90 @@ def stats_lines(stats: ServerStatsView) -> list[str]:
     else:
         lines.append(f"No movie has {minimum} ratings here yet.")
     return lines
+
+
+def plural_of(count: int, word: str) -> str:
+    """Return ``1 vote`` or ``3 votes`` (no thousands separator)."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def night_title(view: NightView) -> str:
+    """Return the heading of a movie night's message."""
+    genre = f" ({view.night.genre})" if view.night.genre else ""
+    if view.night.state == "lobby":
+        return f"Movie night{genre}: who's in?"
+    if view.night.state == "voting":
+        return f"Movie night{genre}: vote for tonight's film"
+    if view.winner is not None:
+        return f"Movie night{genre}: tonight it's {view.winner.label}"
+    return f"Movie night{genre}: cancelled"
+
+
+def night_lines(view: NightView, name: Callable[[int], str]) -> list[str]:
+    """Return a night's message lines; ``name`` shows a member (a mention, or "member 3")."""
+    lines: list[str] = []
+    members = ", ".join(name(m) for m in view.members)
+    if view.night.state == "lobby":
+        lines.append(f"In so far: {members}.")
+        lines.append(
+            f"The vote opens when {name(view.night.started_by or 0)} starts it, or by "
+            f"<t:{view.night.closes_at}:t>."
+            if view.night.started_by
+            else f"The vote opens at <t:{view.night.closes_at}:t>."
+        )
+        return lines
+    for choice in view.choices:
+        details = [", ".join(choice.movie.genres)] if choice.movie.genres else []
+        fit = f"someone's #{choice.best_rank}, nobody's worse than #{choice.worst_rank}" + (
+            f" of {view.candidates}" if view.candidates else ""
+        )
+        mark = "🏆 " if view.winner is not None and choice.movie == view.winner else ""
+        lines.append(
+            f"{mark}{choice.position}. {movie_name(choice.movie)}"
+            + (f" — {' · '.join(details)}" if details else "")
+            + f" — {fit} — {plural_of(choice.votes, 'vote')}"
+        )
+    lines.append("")
+    lines.append(f"For: {members}.")
+    if view.newcomers:
+        who = ", ".join(name(m) for m in view.newcomers)
+        lines.append(f"Counted as “anyone” (no ratings yet): {who}. /rate a few films!")
+    if view.left_out:
+        who = ", ".join(name(m) for m in view.left_out)
+        lines.append(f"Picked for the 25 members with the most ratings; left out: {who}.")
+    elif view.night.left_out:
+        lines.append(
+            f"Picked for the 25 members with the most ratings; "
+            f"{plural_of(view.night.left_out, 'member')} left out."
+        )
+    if view.night.state == "voting":
+        lines.append(
+            "One vote each, and you can change it. The starter or an admin closes the vote; "
+            f"it closes by itself <t:{view.night.closes_at}:R>."
+        )
+    elif view.winner is not None:
+        lines.append("It's on this server's watched list now (/watched).")
+    return lines
+
+
+def watched_lines(page: WatchedPage, name: Callable[[int], str]) -> list[str]:
+    """Return one page of the watched list."""
+    if not page.items:
+        return ["Nothing watched yet. Start a /movienight!"]
+    lines = []
+    for item in page.items:
+        when = f"<t:{item.watched_at}:d>"
+        who = (
+            "added by hand"
+            if item.by_hand
+            else ("with " + ", ".join(name(m) for m in item.members) if item.members else "")
+        )
+        lines.append(f"{movie_name(item.movie)} — {when}" + (f" — {who}" if who else ""))
+    return lines
+
+
+def watched_changed(movie: Movie, *, added: bool) -> str:
+    """Return the confirmation of a watched-list edit."""
+    if added:
+        return f"Added {movie_name(movie)} to the watched list: movie nights won't offer it."
+    return f"Removed {movie_name(movie)} from the watched list."

@@ -27,10 +27,11 @@ from bot.lookup import find_genre
 from bot.night_config import NightConfig
 from recommender import group
 from recommender.base import Recommender
-from recommender.catalog import Movie
+from recommender.catalog import Catalog, Movie
 
 if TYPE_CHECKING:
-    from bot.service import MovieService
+    from bot.db import Database
+    from bot.model_host import ModelHost
 
 MAX_GROUP = 25
 MAX_PICKS = 5
@@ -58,7 +59,7 @@ class NightView:
     choices: tuple[NightChoice, ...]
     candidates: int
     winner: Movie | None
-    left_out: tuple[int, ...] = ()  # beyond the group size limit (only known when it starts)
+    left_out: tuple[int, ...] = ()  # beyond the group size limit (named only when it starts)
 
     @property
     def open(self) -> bool:
@@ -87,11 +88,25 @@ class WatchedPage:
 
 
 class MovieNights:
-    """Movie nights over the service's database, catalog and live model."""
+    """Movie nights over the bot's database and the host's catalog and live model."""
 
-    def __init__(self, service: MovieService, config: NightConfig | None = None) -> None:
-        self.service = service
+    def __init__(self, db: Database, host: ModelHost, config: NightConfig | None = None) -> None:
+        self.db = db
+        self.host = host
         self.config = config or NightConfig()
+
+    @property
+    def catalog(self) -> Catalog:
+        """Return the loaded catalog."""
+        if self.host.catalog is None:
+            raise UserFacingError("I'm still loading the movie list; try again in a moment.")
+        return self.host.catalog
+
+    def _movie(self, movie_id: int) -> Movie:
+        movie = self.catalog.get(movie_id)
+        if movie is None:
+            raise UserFacingError("That movie isn't in the catalog any more.")
+        return movie
 
     # ------------------------------------------------------------------ starting
 
@@ -113,8 +128,8 @@ class MovieNights:
         """
         if not 1 <= count <= MAX_PICKS:
             raise UserFacingError(f"A movie night offers 1 to {MAX_PICKS} films to vote on.")
-        genre_name = find_genre(self.service.catalog, genre)
-        db = self.service.db
+        genre_name = find_genre(self.catalog, genre)
+        db = self.db
         if await night_store.open_in_channel(db, channel_id) is not None:
             raise UserFacingError(
                 "A movie night is already open in this channel. Vote there, or close it first."
@@ -156,34 +171,35 @@ class MovieNights:
             genre=genre_name,
             members=members,
             left_out=len(left_out),
+            candidates=candidates,
             picks=picks,
         )
         if night is None:
             raise UserFacingError("A movie night is already open in this channel.")
-        return await self.view(night.id, left_out=tuple(left_out), candidates=candidates)
+        return await self.view(night.id, left_out=tuple(left_out))
 
     async def _limit(self, members: list[int]) -> tuple[list[int], list[int]]:
         """Keep the ``MAX_GROUP`` members with the most ratings; return (kept, left out)."""
         if len(members) <= MAX_GROUP:
             return members, []
-        counts = {m: await rating_store.count_for_user(self.service.db, m) for m in members}
+        counts = {m: await rating_store.count_for_user(self.db, m) for m in members}
         ranked = sorted(members, key=lambda m: (-counts[m], members.index(m)))
         kept = set(ranked[:MAX_GROUP])
         return [m for m in members if m in kept], [m for m in members if m not in kept]
 
     async def _exclude(self, guild_id: int, members: list[int]) -> set[int]:
         """Return the films a night of these members must not offer: hidden or watched."""
-        db = self.service.db
+        db = self.db
         exclude = await dismissal_store.ids_for_users(db, members)
         return exclude | {w.movie_id for w in await night_store.watched(db, guild_id)}
 
     def _allowed(self, model: Recommender, genre: str | None) -> np.ndarray | None:
-        return self.service.catalog.allowed(model.item_ids_, genres=[genre]) if genre else None
+        return self.catalog.allowed(model.item_ids_, genres=[genre]) if genre else None
 
     async def _picks(
         self, guild_id: int, members: list[int], count: int, genre: str | None
     ) -> tuple[list[NightPick], int]:
-        db = self.service.db
+        db = self.db
         ratings = [await rating_store.for_user(db, m) for m in members]
         history = await night_store.satisfaction_history(
             db, guild_id, members, self.config.fairness_nights
@@ -211,10 +227,10 @@ class MovieNights:
         return picks, found.candidates
 
     def _model(self) -> Recommender:
-        bundle = self.service.bundle
+        bundle = self.host.bundle
         if bundle is not None:
             return bundle.model
-        popular = self.service.host.popular
+        popular = self.host.popular
         assert popular is not None
         return popular
 
@@ -225,8 +241,8 @@ class MovieNights:
         night = await self._night(night_id)
         if night.state != "lobby":
             raise UserFacingError("This lobby has closed; the vote is for the members who joined.")
-        if not await night_store.join(self.service.db, night_id, user_id):
-            members = await night_store.members(self.service.db, night_id)
+        if not await night_store.join(self.db, night_id, user_id):
+            members = await night_store.members(self.db, night_id)
             if user_id in members:
                 raise UserFacingError("You're already in. The vote starts when the lobby closes.")
             raise UserFacingError("This lobby has closed.")
@@ -239,12 +255,14 @@ class MovieNights:
             self._check_may_close(night, by, admin)
         if night.state != "lobby":
             return await self.view(night_id)
-        members = await night_store.members(self.service.db, night_id)
+        members = await night_store.members(self.db, night_id)
         kept, left_out = await self._limit(members)
         picks, candidates = await self._picks(night.guild_id, kept, night.count, night.genre)
         closes_at = int(time.time()) + self.config.vote_seconds
-        await night_store.start_voting(self.service.db, night_id, picks, closes_at, len(left_out))
-        return await self.view(night_id, left_out=tuple(left_out), candidates=candidates)
+        await night_store.start_voting(
+            self.db, night_id, picks, closes_at, left_out=len(left_out), candidates=candidates
+        )
+        return await self.view(night_id, left_out=tuple(left_out))
 
     # ------------------------------------------------------------------ the vote
 
@@ -259,7 +277,7 @@ class MovieNights:
                 if night.state != "lobby"
                 else "The vote hasn't started yet: join the lobby first."
             )
-        members = await night_store.members(self.service.db, night_id)
+        members = await night_store.members(self.db, night_id)
         if user_id not in members:
             if night.source == "lobby":
                 raise UserFacingError(
@@ -269,10 +287,10 @@ class MovieNights:
             raise UserFacingError(
                 "This vote is for the members who were in the voice channel when it started."
             )
-        picks = await night_store.picks(self.service.db, night_id)
+        picks = await night_store.picks(self.db, night_id)
         if not any(p.position == position for p in picks):
             raise UserFacingError("That film isn't on this night's list.")
-        previous = await night_store.vote(self.service.db, night_id, user_id, position)
+        previous = await night_store.vote(self.db, night_id, user_id, position)
         return await self.view(night_id), previous
 
     async def close(self, night_id: int, by: int | None, admin: bool = False) -> NightView:
@@ -288,7 +306,7 @@ class MovieNights:
             return await self.begin_vote(night_id, None)
         if night.state != "voting":
             return await self.view(night_id)
-        db = self.service.db
+        db = self.db
         picks = await night_store.picks(db, night_id)
         tally = await night_store.tally(db, night_id)
         winner = max(picks, key=lambda p: (tally.get(p.position, 0), p.score, -p.position))
@@ -301,7 +319,7 @@ class MovieNights:
         self, night: Night, members: list[int], movie_id: int
     ) -> dict[int, float]:
         """Return how well the winner suited each member, on the night's own candidates."""
-        db = self.service.db
+        db = self.db
         model = self._model()
         ratings = [await rating_store.for_user(db, m) for m in members]
         values = await asyncio.to_thread(
@@ -325,41 +343,44 @@ class MovieNights:
     async def due(self, now: int | None = None) -> list[NightView]:
         """Move every night whose time is up: lobbies to voting, votes to closed."""
         changed = []
-        for night in await night_store.due(self.service.db, now):
+        for night in await night_store.due(self.db, now):
             try:
                 changed.append(await self.close(night.id, None))
             except UserFacingError:
                 # No film left to offer: the night cannot go on.
-                await night_store.close(self.service.db, night, None, {}, cancelled=True)
+                await night_store.close(self.db, night, None, {}, cancelled=True)
                 changed.append(await self.view(night.id))
         return changed
 
+    async def open_in(self, channel_id: int) -> NightView | None:
+        """Return the channel's open night, if any."""
+        night = await night_store.open_in_channel(self.db, channel_id)
+        return None if night is None else await self.view(night.id)
+
     async def open_nights(self) -> list[NightView]:
         """Return every open night (to re-attach their buttons after a restart)."""
-        return [await self.view(n.id) for n in await night_store.open_nights(self.service.db)]
+        return [await self.view(n.id) for n in await night_store.open_nights(self.db)]
 
     async def set_message(self, night_id: int, message_id: int) -> None:
         """Remember the message that shows a night."""
-        await night_store.set_message(self.service.db, night_id, message_id)
+        await night_store.set_message(self.db, night_id, message_id)
 
     # ------------------------------------------------------------------ views
 
     async def _night(self, night_id: int) -> Night:
-        night = await night_store.get(self.service.db, night_id)
+        night = await night_store.get(self.db, night_id)
         if night is None:
             raise UserFacingError("That movie night doesn't exist any more.")
         return night
 
-    async def view(
-        self, night_id: int, *, left_out: tuple[int, ...] = (), candidates: int = 0
-    ) -> NightView:
+    async def view(self, night_id: int, *, left_out: tuple[int, ...] = ()) -> NightView:
         """Return what a night's message shows now."""
-        db = self.service.db
+        db = self.db
         night = await self._night(night_id)
         members = await night_store.members(db, night_id)
         newcomers = tuple([m for m in members if await rating_store.count_for_user(db, m) == 0])
         tally = await night_store.tally(db, night_id)
-        catalog = self.service.catalog
+        catalog = self.catalog
         choices = tuple(
             NightChoice(
                 p.position,
@@ -371,19 +392,21 @@ class MovieNights:
             for p in await night_store.picks(db, night_id)
         )
         winner = catalog.get(night.winner) if night.winner is not None else None
-        return NightView(night, tuple(members), newcomers, choices, candidates, winner, left_out)
+        return NightView(
+            night, tuple(members), newcomers, choices, night.candidates, winner, left_out
+        )
 
     # ------------------------------------------------------------------ the watched list
 
     async def watched(self, guild_id: int, page: int = 0) -> WatchedPage:
         """Return one page of the server's watched list, newest first."""
-        db = self.service.db
+        db = self.db
         rows = await night_store.watched(db, guild_id)
         pages = max(1, math.ceil(len(rows) / WATCHED_PAGE_SIZE))
         page = min(max(page, 0), pages - 1)
         items = []
         for row in rows[page * WATCHED_PAGE_SIZE : (page + 1) * WATCHED_PAGE_SIZE]:
-            movie = self.service.catalog.get(row.movie_id) or Movie(
+            movie = self.catalog.get(row.movie_id) or Movie(
                 row.movie_id, f"Movie #{row.movie_id}", None
             )
             members = (
@@ -396,14 +419,14 @@ class MovieNights:
 
     async def add_watched(self, guild_id: int, movie_id: int, by: int) -> Movie:
         """Put a film on the watched list by hand (admins)."""
-        movie = self.service.movie(movie_id)
-        if not await night_store.add_watched(self.service.db, guild_id, movie_id, by):
+        movie = self._movie(movie_id)
+        if not await night_store.add_watched(self.db, guild_id, movie_id, by):
             raise UserFacingError(f"{movie.label} is already on the watched list.")
         return movie
 
-    async def remove_watched(self, guild_id: int, movie_id: int) -> Movie:
+    async def remove_watched(self, guild_id: int, movie_id: int, by: int | None = None) -> Movie:
         """Take a film off the watched list (admins)."""
-        movie = self.service.movie(movie_id)
-        if not await night_store.remove_watched(self.service.db, guild_id, movie_id):
+        movie = self._movie(movie_id)
+        if not await night_store.remove_watched(self.db, guild_id, movie_id):
             raise UserFacingError(f"{movie.label} isn't on the watched list.")
         return movie

@@ -66,7 +66,7 @@ class MovieService:
     def __init__(self, db: database.Database, host: ModelHost) -> None:
         self.db = db
         self.host = host
-        self.nights = MovieNights(self, host.config.nights)
+        self.nights = MovieNights(db, host, host.config.nights)
 
     @classmethod
     async def open(

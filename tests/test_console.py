@@ -151,3 +151,31 @@ async def test_similar_reasons_and_hiding_picks_in_the_console(service: MovieSer
     assert f"1. {first}" in hidden_list
     assert f"{first} can be recommended to you again" in text
     assert "There is no number 9 in your last list" in text
+
+
+async def test_a_whole_movie_night_in_the_console(service: MovieService) -> None:
+    out = await run_lines(
+        service,
+        "/as 1",
+        "/rate heat 5",
+        "/as 2",
+        "/rate notebook 5",
+        "/as 0",
+        "/movienight @0 @1 @2 3",
+        "/vote 2",
+        "/as 1",
+        "/vote 1",
+        "/vote 2",
+        "/as 7",
+        "/vote 1",
+        "/as 0",
+        "/close",
+        "/watched",
+    )
+    assert "Movie night: vote for tonight's film" in out
+    assert "Member 1 voted for 2 (instead of 1)." in out
+    assert "This vote is for the members who were in the voice channel" in out  # member 7
+    assert "tonight it's" in out
+    winner = out.split("tonight it's ")[1].split("\n")[0]
+    assert f"{winner} — " in out.split("Watched here (1)")[1]
+    assert "with member 0, member 1, member 2" in out

@@ -74,9 +74,7 @@ async def test_voting_changing_a_vote_and_closing_put_the_winner_on_the_watched_
     assert closed.night.state == "closed"
     assert closed.winner == view.choices[2].movie
     page = await service.nights.watched(GUILD)
-    assert [(e.movie, set(e.members)) for e in page.items] == [
-        (closed.winner, {ALICE, BOB, CAROL})
-    ]
+    assert [(e.movie, set(e.members)) for e in page.items] == [(closed.winner, {ALICE, BOB, CAROL})]
     with pytest.raises(UserFacingError, match="This vote is closed"):
         await service.nights.vote(night_id, BOB, 1)
     # The next night never offers the watched film again.

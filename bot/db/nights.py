@@ -29,6 +29,7 @@ class Night:
     count: int
     genre: str | None
     left_out: int
+    candidates: int
     winner: int | None
 
 
@@ -55,7 +56,7 @@ class WatchedFilm:
 
 _NIGHT = (
     "id, guild_id, channel_id, message_id, started_by, source, state, created_at, closes_at,"
-    " count, genre, left_out, winner"
+    " count, genre, left_out, candidates, winner"
 )
 
 
@@ -76,6 +77,7 @@ async def create(
     genre: str | None,
     members: Sequence[int],
     left_out: int = 0,
+    candidates: int = 0,
     picks: Sequence[NightPick] = (),
 ) -> Night | None:
     """Open a night with its members (and picks, when voting starts at once).
@@ -91,7 +93,8 @@ async def create(
                 return None
         cursor = await conn.execute(
             "INSERT INTO movie_nights (guild_id, channel_id, started_by, source, state,"
-            " created_at, closes_at, count, genre, left_out) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at, closes_at, count, genre, left_out, candidates)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 guild_id,
                 channel_id,
@@ -103,6 +106,7 @@ async def create(
                 count,
                 genre,
                 left_out,
+                candidates,
             ),
         )
         night_id = int(cursor.lastrowid or 0)
@@ -211,14 +215,20 @@ async def join(db: Database, night_id: int, user_id: int) -> bool:
 
 
 async def start_voting(
-    db: Database, night_id: int, picks: Sequence[NightPick], closes_at: int, left_out: int = 0
+    db: Database,
+    night_id: int,
+    picks: Sequence[NightPick],
+    closes_at: int,
+    *,
+    left_out: int = 0,
+    candidates: int = 0,
 ) -> bool:
     """Turn a lobby into a vote with these picks; return False if it was no longer a lobby."""
     async with db.transaction() as conn:
         cursor = await conn.execute(
-            "UPDATE movie_nights SET state = 'voting', closes_at = ?, left_out = ?"
-            " WHERE id = ? AND state = 'lobby'",
-            (closes_at, left_out, night_id),
+            "UPDATE movie_nights SET state = 'voting', closes_at = ?, left_out = ?,"
+            " candidates = ? WHERE id = ? AND state = 'lobby'",
+            (closes_at, left_out, candidates, night_id),
         )
         changed = cursor.rowcount
         await cursor.close()

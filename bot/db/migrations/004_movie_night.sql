@@ -15,6 +15,7 @@ CREATE TABLE movie_nights (
     count       INTEGER NOT NULL,    -- how many picks to offer
     genre       TEXT,
     left_out    INTEGER NOT NULL DEFAULT 0,  -- members beyond the group size limit
+    candidates  INTEGER NOT NULL DEFAULT 0,  -- films the picks were ranked among
     winner      INTEGER              -- movie id, once closed
 );
 
