@@ -25,6 +25,7 @@ COGS = (
     "bot.cogs.ratings",
     "bot.cogs.recommend",
     "bot.cogs.stats",
+    "bot.cogs.movienight",
     "bot.cogs.admin",
     "bot.cogs.help",
 )
@@ -90,7 +91,8 @@ class MovieBot(commands.Bot):
         self._in_flight: set[asyncio.Task[Any]] = set()
         super().__init__(
             command_prefix=commands.when_mentioned,
-            intents=discord.Intents(guilds=True),
+            # voice_states (not privileged): who is in the voice channel for /movienight.
+            intents=discord.Intents(guilds=True, voice_states=True),
             tree_cls=MovieTree,
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,

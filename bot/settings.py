@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     command_cooldown_seconds: float = Field(default=10.0, ge=0)
     command_cooldown_burst: int = Field(default=5, ge=1)
     stats_min_members: int = Field(default=3, ge=1)
+    movie_night_lobby_minutes: float = Field(default=2.0, gt=0)
+    movie_night_vote_hours: float = Field(default=6.0, gt=0)
+    movie_night_check_seconds: float = Field(default=30.0, gt=0)
 
     @field_validator("discord_token", mode="before")
     @classmethod

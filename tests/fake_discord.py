@@ -21,6 +21,7 @@ from aiohttp import WSMsgType, web
 APP_ID = 900_000_000_000_000_001
 GUILD_ID = 900_000_000_000_000_100
 CHANNEL_ID = 900_000_000_000_000_200
+VOICE_CHANNEL_ID = 900_000_000_000_000_300
 MANAGE_GUILD = 1 << 5
 MEMBER_PERMISSIONS = (1 << 10) | (1 << 11)  # view channel, send messages
 ADMIN_PERMISSIONS = MEMBER_PERMISSIONS | MANAGE_GUILD
@@ -109,6 +110,9 @@ class FakeDiscord:
         self.exchanges: dict[str, Exchange] = {}
         self.expire_next = 0  # answer this many callbacks "Unknown interaction", as if too late
         self.messages: dict[str, dict[str, Any]] = {}
+        self.voice: dict[int, int] = {}  # member id -> voice channel id
+        self.channel_posts: list[dict[str, Any]] = []  # messages the bot sent to a channel
+        self.channel_edits: list[dict[str, Any]] = []  # edits of those messages
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -262,6 +266,20 @@ class FakeDiscord:
             if body.get("type") in (4, 7, 8, 9):
                 exchange.settled.set()
             return self._json(result)
+        if parts[:1] == ["channels"] and len(parts) >= 3 and parts[2] == "messages":
+            if request.method == "POST" and len(parts) == 3:
+                message = self._message(body)
+                message["channel_id"] = parts[1]
+                self.channel_posts.append(message)
+                return self._json(message)
+            if request.method == "PATCH" and len(parts) == 4 and parts[3] in self.messages:
+                message = self.messages[parts[3]]
+                for key in ("content", "embeds", "components"):
+                    if key in body:
+                        message[key] = body[key] if body[key] is not None else []
+                self.channel_edits.append(message)
+                return self._json(message)
+            return self._json({"message": "Unknown Message", "code": 10008}, 404)
         if parts[:1] == ["webhooks"]:
             token = parts[2]
             exchange = self._exchange_by_token(token)
@@ -319,18 +337,107 @@ class FakeDiscord:
                     {
                         "v": 10,
                         "user": BOT_USER,
-                        "guilds": [],
+                        "guilds": [{"id": str(GUILD_ID), "unavailable": True}],
                         "session_id": self.session_id,
                         "resume_gateway_url": self.gateway_url,
                         "application": {"id": str(APP_ID), "flags": 0},
                     },
                 )
+                await self.dispatch("GUILD_CREATE", self.guild_payload())
                 self.ready.set()
             elif op == 6:
                 self.resumes += 1
                 await self.dispatch("RESUMED", {})
                 self.ready.set()
         return ws
+
+    def guild_payload(self) -> dict[str, Any]:
+        """The server as GUILD_CREATE sends it: a text and a voice channel, and voice states."""
+        channel = {"permission_overwrites": [], "nsfw": False, "parent_id": None, "position": 0}
+        return {
+            "id": str(GUILD_ID),
+            "name": "Movie club",
+            "icon": None,
+            "owner_id": "1",
+            "unavailable": False,
+            "member_count": 100,
+            "large": False,
+            "features": [],
+            "emojis": [],
+            "stickers": [],
+            "roles": [
+                {
+                    "id": str(GUILD_ID),
+                    "name": "@everyone",
+                    "permissions": str(MEMBER_PERMISSIONS),
+                    "position": 0,
+                    "color": 0,
+                    "hoist": False,
+                    "managed": False,
+                    "mentionable": False,
+                    "flags": 0,
+                }
+            ],
+            "channels": [
+                {**channel, "id": str(CHANNEL_ID), "type": 0, "name": "movies"},
+                {
+                    **channel,
+                    "id": str(VOICE_CHANNEL_ID),
+                    "type": 2,
+                    "name": "Cinema",
+                    "bitrate": 64000,
+                    "user_limit": 0,
+                },
+            ],
+            "voice_states": [self._voice_state(u, c) for u, c in self.voice.items()],
+            "members": [],
+            "threads": [],
+            "presences": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "joined_at": "2024-01-01T00:00:00+00:00",
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "mfa_level": 0,
+            "nsfw_level": 0,
+            "premium_tier": 0,
+            "preferred_locale": "en-US",
+            "system_channel_flags": 0,
+        }
+
+    @staticmethod
+    def _voice_state(user_id: int, channel_id: int | None) -> dict[str, Any]:
+        return {
+            "guild_id": str(GUILD_ID),
+            "channel_id": None if channel_id is None else str(channel_id),
+            "user_id": str(user_id),
+            "session_id": f"voice-{user_id}",
+            "deaf": False,
+            "mute": False,
+            "self_deaf": False,
+            "self_mute": False,
+            "self_video": False,
+            "suppress": False,
+            "request_to_speak_timestamp": None,
+            "member": {
+                "user": user_payload(user_id, f"member{user_id}"),
+                "roles": [],
+                "joined_at": "2024-01-01T00:00:00+00:00",
+                "deaf": False,
+                "mute": False,
+                "flags": 0,
+            },
+        }
+
+    async def set_voice(self, user_id: int, channel_id: int | None = VOICE_CHANNEL_ID) -> None:
+        """Move a member into a voice channel (None: out of voice), as VOICE_STATE_UPDATE."""
+        if channel_id is None:
+            self.voice.pop(user_id, None)
+        else:
+            self.voice[user_id] = channel_id
+        if self.ws is not None:
+            await self.dispatch("VOICE_STATE_UPDATE", self._voice_state(user_id, channel_id))
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
         assert self.ws is not None

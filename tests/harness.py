@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import discord
 import discord.gateway
@@ -30,11 +31,21 @@ class Harness:
 
 
 async def start_harness(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **settings: object
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    config: dict[str, Any] | None = None,
+    voice: dict[int, int] | None = None,
+    **settings: object,
 ) -> AsyncIterator[Harness]:
-    """Run the real bot against the fake Discord API, over the tiny data set."""
+    """Run the real bot against the fake Discord API, over the tiny data set.
+
+    ``config`` changes the service's configuration; ``voice`` puts members in voice channels
+    before the bot connects (member id -> channel id).
+    """
     heartbeat_ms = int(settings.pop("heartbeat_ms", 41_250))  # type: ignore[call-overload]
     fake = FakeDiscord(heartbeat_interval_ms=heartbeat_ms)
+    fake.voice.update(voice or {})
     await fake.start()
     monkeypatch.setattr(discord.http.Route, "BASE", fake.base_url)
     monkeypatch.setattr(
@@ -47,7 +58,7 @@ async def start_harness(
         **settings,
     }
     try:
-        async with tiny_service(tmp_path) as service:
+        async with tiny_service(tmp_path, **(config or {})) as service:
             bot = MovieBot(
                 service,
                 Settings(_env_file=None, **values),  # type: ignore[arg-type]

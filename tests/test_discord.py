@@ -49,6 +49,8 @@ async def test_login_syncs_commands_once_and_not_again_when_unchanged(
             "unrate",
             "recommend",
             "similar",
+            "movienight",
+            "watched",
             "myratings",
             "export",
             "forgetme",

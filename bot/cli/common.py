@@ -53,6 +53,7 @@ def non_negative_float(text: str) -> float:
 def service_config(settings: Settings) -> ServiceConfig:
     """Return the service's configuration from the settings."""
     from bot.model_host import ServiceConfig
+    from bot.night_config import NightConfig
 
     return ServiceConfig(
         database_path=settings.database_path,
@@ -61,6 +62,10 @@ def service_config(settings: Settings) -> ServiceConfig:
         model_path=settings.model_path,
         refit_min_new_ratings=settings.refit_min_new_ratings,
         stats_min_members=settings.stats_min_members,
+        nights=NightConfig(
+            lobby_seconds=round(settings.movie_night_lobby_minutes * 60),
+            vote_seconds=round(settings.movie_night_vote_hours * 3600),
+        ),
     )
 
 
