@@ -305,9 +305,11 @@ def night_lines(view: NightView, name: Callable[[int], str]) -> list[str]:
         return lines
     for choice in view.choices:
         details = [", ".join(choice.movie.genres)] if choice.movie.genres else []
-        fit = f"someone's #{choice.best_rank}, nobody's worse than #{choice.worst_rank}" + (
-            f" of {view.candidates}" if view.candidates else ""
-        )
+        fit = (
+            f"everyone's #{choice.best_rank}"
+            if choice.best_rank == choice.worst_rank
+            else f"someone's #{choice.best_rank}, nobody's worse than #{choice.worst_rank}"
+        ) + (f" of {view.candidates:,}" if view.candidates else "")
         mark = "🏆 " if view.winner is not None and choice.movie == view.winner else ""
         lines.append(
             f"{mark}{choice.position}. {movie_name(choice.movie)}"
