@@ -71,7 +71,11 @@ class ImportFormatError(UserFacingError):
 
 @dataclass(frozen=True)
 class ImportedRating:
-    """One matched rating: MovieLens movie id, stars (0.5-5), when rated, and its line."""
+    """One matched rating: MovieLens movie id, stars (0.5-5), when rated (Unix time), its line.
+
+    ``line`` is the row's first line in the file it came from (header = line 1); in a
+    Letterboxd zip that is ratings.csv, or diary.csv for films rated only there.
+    """
 
     movie_id: int
     rating: float
@@ -81,7 +85,10 @@ class ImportedRating:
 
 @dataclass(frozen=True)
 class Unmatched:
-    """A row naming no movie of the catalog, or several (``reason`` says which)."""
+    """A row naming no movie of the catalog, or several (``reason`` says which).
+
+    ``line`` counts as in :class:`ImportedRating`.
+    """
 
     line: int
     title: str
@@ -152,12 +159,20 @@ def _header_key(text: str) -> str:
     return " ".join(text.replace("\ufeff", "").strip().casefold().split())
 
 
+def _delimiter(text: str) -> str:
+    """Return the header row's separator: a comma, or the ``;`` / tab some spreadsheets save."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    counts = {sep: first.count(sep) for sep in (",", ";", "\t")}
+    best = max(counts, key=lambda sep: counts[sep])
+    return best if counts[best] > counts[","] else ","
+
+
 def _read_table(data: bytes, name: str) -> _Table:
     """Decode and split a CSV into its header and rows, enforcing the size limits."""
     text = _decode(data, name)
     if not text.strip():
         raise _refuse(f"{name} is empty; please upload {WHAT_TO_UPLOAD}.")
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
     header: dict[str, int] | None = None
     rows: list[tuple[int, tuple[str, ...]]] = []
     line = 1

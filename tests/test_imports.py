@@ -241,6 +241,12 @@ def test_imdb_api_style_title_types_are_skipped(tiny_catalog: Catalog, kind: str
     assert sum(parsed.skipped.values()) == 1
 
 
+def test_imdb_saved_by_a_spreadsheet_with_semicolons_is_read(tiny_catalog: Catalog) -> None:
+    data = "Const;Your Rating;Title;Title Type;Year\r\ntt0113277;8;Heat;Movie;1995\r\n"
+    parsed = parse_export(data.encode("cp1252"), "ratings.csv", tiny_catalog)
+    assert [(r.movie_id, r.rating) for r in parsed.ratings] == [(1, 4.0)]
+
+
 # ---------------------------------------------------------------- /export round trip
 
 
