@@ -26,6 +26,7 @@ COGS = (
     "bot.cogs.recommend",
     "bot.cogs.stats",
     "bot.cogs.movienight",
+    "bot.cogs.onboarding",
     "bot.cogs.admin",
     "bot.cogs.help",
 )

@@ -15,7 +15,9 @@ from typing import Any, TextIO, TypeVar
 
 from bot import formatting as fmt
 from bot.errors import UserFacingError
+from bot.imports import MAX_BYTES
 from bot.nights import NightView
+from bot.onboarding import QUICKRATE_ANSWERS, ImportDecision, ImportResult
 from bot.results import Choice, SimilarMovies
 from bot.service import MAX_RECOMMENDATIONS, MovieService
 from bot.text import escape
@@ -29,7 +31,8 @@ CONSOLE_HELP = (
     "of the last /recommend. /hidden, /unhide N — your “Not interested” list.",
     "Movie night: /as N — be local member N. /movienight @0 @1 @2 [count] [genre] — a night for "
     "those members (no @: a lobby; /join, then /start). /vote N, /close, /watched "
-    "[add|remove <title>]. /quit — leave.",
+    "[add|remove <title>]. /import <file> [keep|replace], /import undo, /quickrate (answer "
+    "with a rating, skip or done). /quit — leave.",
 )
 PROMPT = "moviebot> "
 MAX_PAGE_DIGITS = 6
@@ -43,6 +46,12 @@ def write_file(name: str, data: bytes) -> Path:
     path = Path(name).expanduser()
     path.write_bytes(data)
     return path
+
+
+def read_file(name: str) -> bytes:
+    """Read a file a member named (at most the import limit, plus one byte to tell)."""
+    with Path(name).expanduser().open("rb") as fh:
+        return fh.read(MAX_BYTES + 1)
 
 
 def small_number(text: str, limit: int) -> int | None:
@@ -73,6 +82,10 @@ class Console:
         self._pending: Choice[None] | None = None
         self._last_picks: tuple[Movie, ...] = ()  # the last /recommend list, for /hide N
         self._last_hidden: tuple[Movie, ...] = ()  # the last /hidden list, for /unhide N
+        self._card: Movie | None = None  # the /quickrate film waiting for an answer
+        self._answered = 0
+        self._decision: ImportDecision | None = None  # an import waiting for keep/replace
+        self._welcomed: set[int] = set()
         self._confirm_forget = False
         self._commands: dict[str, Callable[[str], Awaitable[None]]] = {
             "rate": self._rate,
@@ -95,6 +108,8 @@ class Console:
             "vote": self._vote,
             "close": self._close,
             "watched": self._watched,
+            "import": self._import,
+            "quickrate": self._quickrate,
             "stats": self._stats,
             "help": self._help,
         }
@@ -110,6 +125,15 @@ class Console:
             return True
         if text in {"/quit", "/exit", "quit", "exit"}:
             return False
+        if self._card is not None and not text.startswith("/"):
+            await self._guard(self._quickrate_answer(text))
+            return True
+        if self._decision is not None and not text.startswith("/"):
+            decision, self._decision = self._decision, None
+            await self._guard(self._decide(decision, text))
+            return True
+        self._card = None
+        self._decision = None
         pending, self._pending = self._pending, None
         if pending is not None and (choice := small_number(text, 4)) is not None:
             if 1 <= choice <= len(pending.candidates):
@@ -128,7 +152,17 @@ class Console:
         if name.lower() != "forgetme":
             self._confirm_forget = False
         await self._guard(command(rest.strip()))
+        if name.lower() not in {"stats", "movienight", "help"}:
+            await self._guard(self._welcome())
         return True
+
+    async def _welcome(self) -> None:
+        if self.user_id in self._welcomed:
+            return
+        self._welcomed.add(self.user_id)
+        line = await self.service.onboarding.welcome(self.user_id)
+        if line:
+            self.say(line)
 
     async def _guard(self, action: Awaitable[None]) -> None:
         try:
@@ -401,6 +435,83 @@ class Console:
             self.say(line)
         if page.pages > 1:
             self.say(f"Page {page.page + 1} of {page.pages} — /watched <page> for more")
+
+    async def _import(self, args: str) -> None:
+        words = args.split()
+        if words == ["undo"]:
+            self.say(fmt.undone(await self.service.onboarding.undo_import(self.user_id)))
+            return
+        replace: bool | None = None
+        if words and words[-1].lower() in {"keep", "replace"}:
+            replace = words.pop().lower() == "replace"
+        if not words:
+            raise UserFacingError(
+                "Usage: /import <file> [keep|replace], or /import undo. The file is a Letterboxd "
+                "export (zip or ratings.csv), an IMDb ratings CSV, or a /export CSV."
+            )
+        name = " ".join(words)
+        try:
+            data = await asyncio.to_thread(read_file, name)
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise UserFacingError(f"Could not read “{escape(name, 60)}”: {reason}.") from exc
+        outcome = await self.service.onboarding.import_file(
+            self.user_id, data, Path(name).name, replace=replace
+        )
+        if isinstance(outcome, ImportDecision):
+            self._decision = outcome
+            self.say(fmt.import_question(outcome))
+            self.say("Type keep or replace.")
+            return
+        await self._report_import(outcome)
+
+    async def _decide(self, decision: ImportDecision, answer: str) -> None:
+        choice = answer.strip().lower()
+        if choice not in {"keep", "replace"}:
+            raise UserFacingError(
+                "Nothing was imported. Run /import again and answer keep or replace."
+            )
+        await self._report_import(await decision.apply(choice == "replace"))
+
+    async def _report_import(self, result: ImportResult) -> None:
+        if result.unmatched_csv:
+            path = await self._save("moviebot-unmatched.csv", result.unmatched_csv.encode("utf-8"))
+            self.say(fmt.imported(result, escape(str(path), 200)))
+        else:
+            self.say(fmt.imported(result))
+
+    async def _quickrate(self, args: str) -> None:
+        self._answered = 0
+        await self._ask()
+
+    async def _ask(self) -> None:
+        movie = await self.service.onboarding.next_question(self.user_id)
+        if movie is None or self._answered >= QUICKRATE_ANSWERS:
+            self._card = None
+            self.say("That's enough to go on. Here are your picks:")
+            await self._recommend("")
+            return
+        self._card = movie
+        title, lines = fmt.quickrate_card(movie, self._answered)
+        self.say(title)
+        for line in lines:
+            self.say(line)
+        self.say("Type a rating (0.5-5), “skip” if you haven't seen it, or “done”.")
+
+    async def _quickrate_answer(self, text: str) -> None:
+        movie = self._card
+        assert movie is not None
+        answer = text.strip().lower()
+        if answer == "done":
+            self._answered = QUICKRATE_ANSWERS
+        elif answer in {"skip", "haven't seen it", "havent seen it", "-"}:
+            await self.service.onboarding.haven_t_seen(self.user_id, movie.movie_id)
+            self._answered += 1
+        else:
+            result = await self.service.rate(self.user_id, movie.movie_id, answer)
+            self.say(fmt.rated(result))
+            self._answered += 1
+        await self._ask()
 
     async def _help(self, args: str) -> None:
         self.say("Commands:")

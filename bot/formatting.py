@@ -12,6 +12,7 @@ from collections.abc import Callable
 import discord.utils
 
 from bot.nights import NightView, WatchedPage
+from bot.onboarding import QUICKRATE_ANSWERS, ImportDecision, ImportResult
 from bot.results import (
     DismissedMovie,
     RateResult,
@@ -32,6 +33,9 @@ HELP_COMMANDS = (
     ("/similar <title>", "Movies closest to one movie."),
     ("/movienight [count] [genre]", "Picks for everyone in your voice channel, and a vote."),
     ("/watched", "This server's watched list (admins: /watched add or remove)."),
+    ("/quickrate", "Rate a few well-chosen films, one at a time, to get good picks fast."),
+    ("/import file", "Bring in your Letterboxd or IMDb ratings (CSV, or Letterboxd's zip)."),
+    ("/import undo", "Put your ratings back as they were before your last import."),
     ("/myratings", "See your ratings (only you can see them)."),
     ("/export", "Download your ratings as a CSV file."),
     ("/forgetme", "Delete all your ratings, after a confirmation."),
@@ -360,3 +364,60 @@ def watched_changed(movie: Movie, *, added: bool) -> str:
     if added:
         return f"Added {movie_name(movie)} to the watched list: movie nights won't offer it."
     return f"Removed {movie_name(movie)} from the watched list."
+
+
+FORMAT_NAMES = {
+    "letterboxd": "Letterboxd",
+    "letterboxd-diary": "Letterboxd diary",
+    "imdb": "IMDb",
+    "moviebot": "moviebot export",
+}
+
+
+def imported(result: ImportResult, unmatched_in: str = "the attached CSV") -> str:
+    """Return the report of a finished import; ``unmatched_in`` says where those rows are."""
+    counts = result.counts
+    parts = [
+        f"{counts.added:,} imported",
+        f"{counts.unchanged:,} unchanged",
+        f"{counts.replaced:,} replaced",
+    ]
+    if counts.kept:
+        parts.append(f"{counts.kept:,} kept as you rated them here")
+    parts += [f"{result.unmatched:,} unmatched", f"{result.skipped_total:,} skipped"]
+    name = FORMAT_NAMES.get(result.format, result.format)
+    text = f"Imported your {name} ratings: {', '.join(parts)}."
+    if result.skipped:
+        reasons = ", ".join(f"{n:,} {reason}" for reason, n in sorted(result.skipped.items()))
+        text += f" Skipped: {reasons}."
+    if result.unmatched:
+        text += f" The rows I couldn't match to one film are in {unmatched_in}."
+    return text + " /import undo puts your ratings back as they were."
+
+
+def import_question(decision: ImportDecision) -> str:
+    """Return the question asked before an import that disagrees with ratings made here."""
+    films = plural_of(decision.conflicts, "film")
+    return (
+        f"Your file rates {films} differently from your ratings here. Keep the ratings you "
+        "made here, or take the file's?"
+    )
+
+
+def undone(count: int) -> str:
+    """Return the confirmation of /import undo."""
+    return f"Your ratings are back as they were before the import ({plural_of(count, 'rating')})."
+
+
+def quickrate_card(movie: Movie, answered: int) -> tuple[str, list[str]]:
+    """Return the title and lines of a /quickrate card."""
+    lines = [", ".join(movie.genres) or "—"]
+    link_text = links(movie)
+    if link_text:
+        lines.append(link_text)
+    lines.append("")
+    lines.append(
+        f"Question {answered + 1} of up to {QUICKRATE_ANSWERS}: your rating, "
+        "“Haven't seen it”, or “Done”."
+    )
+    return movie.label, lines

@@ -60,6 +60,7 @@ class ServiceConfig:
     busy_timeout_ms: int = 5_000
     stats_min_members: int = 3
     nights: NightConfig = field(default_factory=NightConfig)
+    import_cooldown_seconds: int = 3600
 
 
 class ModelHost:

@@ -26,6 +26,7 @@ from bot.errors import AmbiguousTitleError, ModelUnavailableError, UserFacingErr
 from bot.lookup import find_genre, find_movie
 from bot.model_host import ModelHost, ServiceConfig
 from bot.nights import MovieNights
+from bot.onboarding import Onboarding
 from bot.refit_worker import RefitWorker
 from bot.results import (
     Choice,
@@ -67,6 +68,7 @@ class MovieService:
         self.db = db
         self.host = host
         self.nights = MovieNights(db, host, host.config.nights)
+        self.onboarding = Onboarding(db, host, host.config.import_cooldown_seconds)
 
     @classmethod
     async def open(

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     movie_night_lobby_minutes: float = Field(default=2.0, gt=0)
     movie_night_vote_hours: float = Field(default=6.0, gt=0)
     movie_night_check_seconds: float = Field(default=30.0, gt=0)
+    import_cooldown_minutes: float = Field(default=60.0, ge=0)
 
     @field_validator("discord_token", mode="before")
     @classmethod

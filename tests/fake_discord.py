@@ -95,6 +95,7 @@ class FakeDiscord:
         self.app = web.Application()
         self.app.router.add_get("/ws", self._gateway)
         self.app.router.add_route("*", "/api/v10/{path:.*}", self._rest)
+        self.app.router.add_get("/attachments/{id}/{name}", self._attachment)
         self.runner: web.AppRunner | None = None
         self.port = 0
         self.ws: web.WebSocketResponse | None = None
@@ -111,6 +112,7 @@ class FakeDiscord:
         self.expire_next = 0  # answer this many callbacks "Unknown interaction", as if too late
         self.messages: dict[str, dict[str, Any]] = {}
         self.voice: dict[int, int] = {}  # member id -> voice channel id
+        self.attachments: dict[str, bytes] = {}  # uploaded files, served like Discord's CDN
         self.channel_posts: list[dict[str, Any]] = []  # messages the bot sent to a channel
         self.channel_edits: list[dict[str, Any]] = []  # edits of those messages
 
@@ -513,14 +515,46 @@ class FakeDiscord:
         return exchange
 
     async def command(
-        self, name: str, options: dict[str, Any] | None = None, **kwargs: Any
+        self,
+        name: str,
+        options: dict[str, Any] | None = None,
+        *,
+        subcommand: str | None = None,
+        files: dict[str, tuple[str, bytes]] | None = None,
+        **kwargs: Any,
     ) -> Exchange:
-        """Run a slash command, e.g. ``command("rate", {"title": "Heat", "rating": 4.5})``."""
-        return await self.interact(
-            2,
-            {"id": snowflake(), "name": name, "type": 1, "options": _options(options or {})},
-            **kwargs,
-        )
+        """Run a slash command, e.g. ``command("rate", {"title": "Heat", "rating": 4.5})``.
+
+        ``subcommand`` runs ``/name subcommand``; ``files`` uploads attachments for options
+        (option name -> (file name, bytes)), served back at a loopback URL like Discord's CDN.
+        """
+        opts = _options(options or {})
+        resolved: dict[str, Any] = {}
+        for option, (filename, data) in (files or {}).items():
+            attachment_id = snowflake()
+            self.attachments[attachment_id] = data
+            url = f"http://127.0.0.1:{self.port}/attachments/{attachment_id}/{filename}"
+            resolved.setdefault("attachments", {})[attachment_id] = {
+                "id": attachment_id,
+                "filename": filename,
+                "size": len(data),
+                "url": url,
+                "proxy_url": url,
+                "content_type": "application/octet-stream",
+            }
+            opts.append({"name": option, "type": 11, "value": attachment_id})
+        if subcommand is not None:
+            opts = [{"name": subcommand, "type": 1, "options": opts}]
+        data: dict[str, Any] = {"id": snowflake(), "name": name, "type": 1, "options": opts}
+        if resolved:
+            data["resolved"] = resolved
+        return await self.interact(2, data, **kwargs)
+
+    async def _attachment(self, request: web.Request) -> web.StreamResponse:
+        data = self.attachments.get(request.match_info["id"])
+        if data is None:
+            return web.Response(status=404)
+        return web.Response(body=data, content_type="application/octet-stream")
 
     async def autocomplete(
         self, name: str, options: dict[str, Any], focused: str, **kwargs: Any

@@ -51,6 +51,8 @@ async def test_login_syncs_commands_once_and_not_again_when_unchanged(
             "similar",
             "movienight",
             "watched",
+            "quickrate",
+            "import",
             "myratings",
             "export",
             "forgetme",

@@ -62,6 +62,7 @@ def service_config(settings: Settings) -> ServiceConfig:
         model_path=settings.model_path,
         refit_min_new_ratings=settings.refit_min_new_ratings,
         stats_min_members=settings.stats_min_members,
+        import_cooldown_seconds=round(settings.import_cooldown_minutes * 60),
         nights=NightConfig(
             lobby_seconds=round(settings.movie_night_lobby_minutes * 60),
             vote_seconds=round(settings.movie_night_vote_hours * 3600),

@@ -278,6 +278,61 @@ def cmd_similar(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    """Import a member's Letterboxd, IMDb or moviebot export into the database."""
+    from bot.cli.common import service_config
+    from bot.service import MovieService
+
+    path = Path(args.file).expanduser()
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(2_000_001)  # one byte past the import limit, to tell
+    except OSError as exc:
+        raise CommandError(f"Could not read {path}: {exc.strerror or exc}") from exc
+    replace = True if args.replace else (False if args.keep else None)
+
+    async def run() -> Any:
+        from bot.onboarding import ImportDecision
+
+        service = await MovieService.open(service_config(settings), fit_in_background=False)
+        try:
+            outcome = await service.onboarding.import_file(
+                args.member, data, path.name, replace=replace
+            )
+            if isinstance(outcome, ImportDecision):
+                raise CommandError(
+                    f"The file rates {outcome.conflicts} film(s) differently from member "
+                    f"{args.member}'s ratings; run again with --keep or --replace."
+                )
+            return outcome
+        finally:
+            await service.close()
+
+    from bot import formatting as fmt
+
+    result = asyncio.run(run())
+    if result.unmatched_csv and args.unmatched:
+        Path(args.unmatched).write_text(result.unmatched_csv, encoding="utf-8")
+    emit(
+        args,
+        {
+            "format": result.format,
+            "added": result.counts.added,
+            "replaced": result.counts.replaced,
+            "unchanged": result.counts.unchanged,
+            "kept": result.counts.kept,
+            "unmatched": result.unmatched,
+            "skipped": result.skipped,
+        },
+        [
+            fmt.plain(
+                fmt.imported(result, args.unmatched or "the CSV that --unmatched FILE would write")
+            )
+        ],
+    )
+    return 0
+
+
 def add_commands(sub: Any) -> None:
     """Add ``data``, ``train``, ``recommend``, ``search`` and ``similar``."""
     data = sub.add_parser("data", help="manage MovieLens data")
@@ -340,3 +395,13 @@ def add_commands(sub: Any) -> None:
     similar.add_argument("--model", help="model file (default: MODEL_PATH)")
     similar.add_argument("--json", action="store_true", help="print JSON")
     similar.set_defaults(handler=cmd_similar)
+
+    imp = sub.add_parser("import", help="import a member's Letterboxd, IMDb or moviebot ratings")
+    imp.add_argument("file", help="Letterboxd zip or ratings.csv, IMDb ratings CSV, /export CSV")
+    imp.add_argument("--member", type=int, required=True, help="the member's id (console: 0)")
+    choice = imp.add_mutually_exclusive_group()
+    choice.add_argument("--keep", action="store_true", help="keep the member's own ratings")
+    choice.add_argument("--replace", action="store_true", help="take the file's ratings")
+    imp.add_argument("--unmatched", help="write the rows that matched no film to this CSV")
+    imp.add_argument("--json", action="store_true", help="print JSON")
+    imp.set_defaults(handler=cmd_import)

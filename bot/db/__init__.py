@@ -89,6 +89,14 @@ class Database:
                 log.warning("Commit failed on %s: %s", self.path, exc)
                 raise describe(exc) from exc
 
+    async def write(self, sql: str, parameters: tuple[object, ...] = ()) -> int:
+        """Run one write statement in its own transaction; return how many rows it changed."""
+        async with self.transaction() as conn:
+            cursor = await conn.execute(sql, parameters)
+            changed = cursor.rowcount
+            await cursor.close()
+        return int(changed)
+
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:
         """Run reads without interleaving with a transaction in progress."""

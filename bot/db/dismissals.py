@@ -18,26 +18,22 @@ class Dismissal:
 
 async def add(db: Database, user_id: int, movie_id: int) -> bool:
     """Dismiss a film for a member; return False if it already was."""
-    async with db.transaction() as conn:
-        cursor = await conn.execute(
+    return bool(
+        await db.write(
             "INSERT INTO dismissals (user_id, movie_id, dismissed_at) VALUES (?, ?, ?)"
             " ON CONFLICT (user_id, movie_id) DO NOTHING",
             (user_id, movie_id, int(time.time())),
         )
-        added = cursor.rowcount
-        await cursor.close()
-    return bool(added)
+    )
 
 
 async def remove(db: Database, user_id: int, movie_id: int) -> bool:
     """Undo a dismissal; return False if there was none."""
-    async with db.transaction() as conn:
-        cursor = await conn.execute(
+    return bool(
+        await db.write(
             "DELETE FROM dismissals WHERE user_id = ? AND movie_id = ?", (user_id, movie_id)
         )
-        removed = cursor.rowcount
-        await cursor.close()
-    return bool(removed)
+    )
 
 
 async def for_user(db: Database, user_id: int) -> list[Dismissal]:

@@ -179,10 +179,7 @@ async def due(db: Database, now: int | None = None) -> list[Night]:
 
 async def set_message(db: Database, night_id: int, message_id: int) -> None:
     """Remember the message that shows a night."""
-    async with db.transaction() as conn:
-        await conn.execute(
-            "UPDATE movie_nights SET message_id = ? WHERE id = ?", (message_id, night_id)
-        )
+    await db.write("UPDATE movie_nights SET message_id = ? WHERE id = ?", (message_id, night_id))
 
 
 async def members(db: Database, night_id: int) -> list[int]:
@@ -366,23 +363,19 @@ async def watched(db: Database, guild_id: int) -> list[WatchedFilm]:
 
 async def add_watched(db: Database, guild_id: int, movie_id: int, added_by: int) -> bool:
     """Put a film on the watched list by hand; return False if it was there."""
-    async with db.transaction() as conn:
-        cursor = await conn.execute(
+    return bool(
+        await db.write(
             "INSERT INTO watched (guild_id, movie_id, watched_at, night_id, added_by)"
             " VALUES (?, ?, ?, NULL, ?) ON CONFLICT (guild_id, movie_id) DO NOTHING",
             (guild_id, movie_id, _now(), added_by),
         )
-        added = cursor.rowcount
-        await cursor.close()
-    return bool(added)
+    )
 
 
 async def remove_watched(db: Database, guild_id: int, movie_id: int) -> bool:
     """Take a film off the watched list; return False if it was not there."""
-    async with db.transaction() as conn:
-        cursor = await conn.execute(
+    return bool(
+        await db.write(
             "DELETE FROM watched WHERE guild_id = ? AND movie_id = ?", (guild_id, movie_id)
         )
-        removed = cursor.rowcount
-        await cursor.close()
-    return bool(removed)
+    )
