@@ -135,38 +135,29 @@ class MovieNights:
                 "A movie night is already open in this channel. Vote there, or close it first."
             )
         now = int(time.time())
-        if voice_members is None:
-            night = await night_store.create(
-                db,
-                guild_id=guild_id,
-                channel_id=channel_id,
-                started_by=invoker,
-                source=source or "lobby",
-                state="lobby",
-                closes_at=now + self.config.lobby_seconds,
-                count=count,
-                genre=genre_name,
-                members=[invoker],
-            )
-            if night is None:
-                raise UserFacingError("A movie night is already open in this channel.")
-            return await self.view(night.id)
-        present = list(dict.fromkeys([invoker, *voice_members]))
-        if len(present) < 2:
-            raise UserFacingError(
-                "You're the only one in your voice channel. /recommend picks for one; "
-                "a movie night needs two or more (or start one outside voice for a lobby)."
-            )
-        members, left_out = await self._limit(present)
-        picks, candidates = await self._picks(guild_id, members, count, genre_name)
+        left_out: list[int] = []
+        if voice_members is None:  # a lobby: members join, then the vote opens
+            members, state, closes_at = [invoker], "lobby", now + self.config.lobby_seconds
+            picks: list[NightPick] = []
+            candidates = 0
+        else:
+            present = list(dict.fromkeys([invoker, *voice_members]))
+            if len(present) < 2:
+                raise UserFacingError(
+                    "You're the only one in your voice channel. /recommend picks for one; "
+                    "a movie night needs two or more (or start one outside voice for a lobby)."
+                )
+            members, left_out = await self._limit(present)
+            picks, candidates = await self._picks(guild_id, members, count, genre_name)
+            state, closes_at = "voting", now + self.config.vote_seconds
         night = await night_store.create(
             db,
             guild_id=guild_id,
             channel_id=channel_id,
             started_by=invoker,
-            source=source or "voice",
-            state="voting",
-            closes_at=now + self.config.vote_seconds,
+            source=source or ("lobby" if voice_members is None else "voice"),
+            state=state,
+            closes_at=closes_at,
             count=count,
             genre=genre_name,
             members=members,
@@ -174,7 +165,7 @@ class MovieNights:
             candidates=candidates,
             picks=picks,
         )
-        if night is None:
+        if night is None:  # another night opened in the channel meanwhile
             raise UserFacingError("A movie night is already open in this channel.")
         return await self.view(night.id, left_out=tuple(left_out))
 

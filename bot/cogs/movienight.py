@@ -19,7 +19,7 @@ from discord.ext import commands, tasks
 
 from bot import formatting as fmt
 from bot.cogs.errors import NO_MENTIONS, report
-from bot.cogs.views import OwnedView, answer, title_autocomplete
+from bot.cogs.views import PagedView, answer, title_autocomplete
 from bot.errors import UserFacingError
 from bot.nights import MAX_PICKS, NightView, WatchedPage
 from recommender.catalog import Movie
@@ -145,7 +145,7 @@ async def show_night(bot: MovieBot, view: NightView) -> None:
         log.warning("Could not update the message of movie night %s", view.night.id, exc_info=True)
 
 
-class WatchedPageView(OwnedView):
+class WatchedPageView(PagedView):
     """Previous/next over a server's watched list."""
 
     def __init__(self, owner_id: int, bot: MovieBot, guild_id: int, page: WatchedPage) -> None:
@@ -153,11 +153,13 @@ class WatchedPageView(OwnedView):
         self.bot = bot
         self.guild_id = guild_id
         self.page = page
-        self._sync()
+        self.sync()
 
-    def _sync(self) -> None:
-        self.previous.disabled = self.page.page <= 0
-        self.next.disabled = self.page.page >= self.page.pages - 1
+    def position(self) -> tuple[int, int]:
+        return self.page.page, self.page.pages
+
+    async def load(self, page: int) -> None:
+        self.page = await self.bot.service.nights.watched(self.guild_id, page)
 
     def embed(self) -> discord.Embed:
         embed = discord.Embed(
@@ -166,20 +168,6 @@ class WatchedPageView(OwnedView):
         )
         embed.set_footer(text=f"Page {self.page.page + 1} of {self.page.pages}")
         return embed
-
-    async def _show(self, interaction: discord.Interaction, page: int) -> None:
-        await interaction.response.defer()
-        self.page = await self.bot.service.nights.watched(self.guild_id, page)
-        self._sync()
-        await interaction.edit_original_response(embed=self.embed(), view=self)
-
-    @discord.ui.button(label="Previous", style=discord.ButtonStyle.secondary)
-    async def previous(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
-        await self._show(interaction, self.page.page - 1)
-
-    @discord.ui.button(label="Next", style=discord.ButtonStyle.secondary)
-    async def next(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
-        await self._show(interaction, self.page.page + 1)
 
 
 class MovieNight(commands.Cog):

@@ -10,7 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import formatting as fmt
-from bot.cogs.views import OwnedView, answer, title_autocomplete
+from bot.cogs.views import OwnedView, PagedView, answer, title_autocomplete
 from bot.results import DismissedMovie, RatingsPage
 from bot.service import MovieService
 from bot.stars import parse_rating
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from bot.client import MovieBot
 
 
-class RatingsPageView(OwnedView):
+class RatingsPageView(PagedView):
     """Previous/next buttons over a member's ratings, and their "Not interested" page with undo."""
 
     def __init__(self, owner_id: int, service: MovieService, page: RatingsPage) -> None:
@@ -29,11 +29,19 @@ class RatingsPageView(OwnedView):
         self.hidden: tuple[DismissedMovie, ...] = ()
         self.showing_hidden = False
         self.undo: discord.ui.Select[RatingsPageView] | None = None
-        self._sync()
+        self.sync()
 
-    def _sync(self) -> None:
-        self.previous.disabled = self.showing_hidden or self.page.page <= 0
-        self.next.disabled = self.showing_hidden or self.page.page >= self.page.pages - 1
+    def position(self) -> tuple[int, int]:
+        return (0, 1) if self.showing_hidden else (self.page.page, self.page.pages)
+
+    async def load(self, page: int) -> None:
+        if self.showing_hidden:
+            self.hidden = await self.service.dismissed(self.owner_id)
+        else:
+            self.page = await self.service.my_ratings(self.owner_id, page)
+
+    def sync(self) -> None:
+        super().sync()
         self.toggle.label = "My ratings" if self.showing_hidden else "Not interested"
         if self.undo is not None:
             self.remove_item(self.undo)
@@ -52,49 +60,28 @@ class RatingsPageView(OwnedView):
 
     def embed(self) -> discord.Embed:
         if self.showing_hidden:
-            embed = discord.Embed(
+            return discord.Embed(
                 title=f"Not interested ({len(self.hidden)})",
                 description="\n".join(fmt.dismissed_lines(self.hidden[:25])),
             )
-            return embed
         embed = discord.Embed(
             title=fmt.ratings_title(self.page), description="\n".join(fmt.ratings_lines(self.page))
         )
         embed.set_footer(text=fmt.ratings_footer(self.page))
         return embed
 
-    async def _show(self, interaction: discord.Interaction, page: int) -> None:
-        await interaction.response.defer()
-        self.page = await self.service.my_ratings(self.owner_id, page)
-        self._sync()
-        await interaction.edit_original_response(embed=self.embed(), view=self)
-
-    @discord.ui.button(label="Previous", style=discord.ButtonStyle.secondary)
-    async def previous(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
-        await self._show(interaction, self.page.page - 1)
-
-    @discord.ui.button(label="Next", style=discord.ButtonStyle.secondary)
-    async def next(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
-        await self._show(interaction, self.page.page + 1)
-
     @discord.ui.button(label="Not interested", style=discord.ButtonStyle.secondary)
     async def toggle(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
-        await interaction.response.defer()
         self.showing_hidden = not self.showing_hidden
-        if self.showing_hidden:
-            self.hidden = await self.service.dismissed(self.owner_id)
-        else:
-            self.page = await self.service.my_ratings(self.owner_id, self.page.page)
-        self._sync()
-        await interaction.edit_original_response(embed=self.embed(), view=self)
+        await self.show(interaction, self.page.page)
 
     async def _undo(self, interaction: discord.Interaction) -> None:
         assert self.undo is not None
         movie = self.hidden[int(self.undo.values[0])].movie
         await interaction.response.defer()
         await self.service.undismiss(self.owner_id, movie.movie_id)
-        self.hidden = await self.service.dismissed(self.owner_id)
-        self._sync()
+        await self.load(0)
+        self.sync()
         await interaction.edit_original_response(embed=self.embed(), view=self)
         await interaction.followup.send(fmt.undismissed(movie), ephemeral=True)
 

@@ -42,6 +42,43 @@ class OwnedView(discord.ui.View):
         await report(interaction, error, f"The {type(self).__name__} component")
 
 
+class PagedView(OwnedView):
+    """Previous/next buttons over a paged list; a subclass loads and draws a page."""
+
+    def position(self) -> tuple[int, int]:
+        """Return (this page, number of pages), 0-based page."""
+        raise NotImplementedError
+
+    async def load(self, page: int) -> None:
+        """Fetch page ``page`` (0-based; out-of-range pages are clamped by the service)."""
+        raise NotImplementedError
+
+    def embed(self) -> discord.Embed:
+        """Draw the current page."""
+        raise NotImplementedError
+
+    def sync(self) -> None:
+        """Enable only the buttons that lead somewhere."""
+        page, pages = self.position()
+        self.previous.disabled = page <= 0
+        self.next.disabled = page >= pages - 1
+
+    async def show(self, interaction: discord.Interaction, page: int) -> None:
+        """Acknowledge the click, load the page, and redraw the message."""
+        await interaction.response.defer()  # loading reads the database
+        await self.load(page)
+        self.sync()
+        await interaction.edit_original_response(embed=self.embed(), view=self)
+
+    @discord.ui.button(label="Previous", style=discord.ButtonStyle.secondary)
+    async def previous(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await self.show(interaction, self.position()[0] - 1)
+
+    @discord.ui.button(label="Next", style=discord.ButtonStyle.secondary)
+    async def next(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await self.show(interaction, self.position()[0] + 1)
+
+
 class ChooseMovieView(OwnedView):
     """A menu of candidate movies for an ambiguous title."""
 
