@@ -289,6 +289,7 @@ def test_evaluate_and_report(
         "most popular",
         "damped mean",
         "PureSVD k=50",
+        "EASE l2=10000",
         "NMF k=3 alpha=0.03 it=100",
     }
     assert {r["scenario"] for r in payload["results"]} == {"k=1", "k=2"}

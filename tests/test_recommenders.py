@@ -7,10 +7,16 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
 
 from recommender.base import Recommender
-from recommender.baselines import ItemKNNRecommender, PopularityRecommender, PureSVDRecommender
+from recommender.baselines import (
+    EASERecommender,
+    ItemKNNRecommender,
+    PopularityRecommender,
+    PureSVDRecommender,
+)
 from recommender.model import NMFRecommender
 from tests.test_model import N_ITEMS, checkerboard
 
@@ -20,6 +26,7 @@ FACTORIES: dict[str, Callable[[int], Recommender]] = {
     "popular damped mean": lambda seed: PopularityRecommender("damped_mean"),
     "puresvd": lambda seed: PureSVDRecommender(2, random_state=seed),
     "item knn": lambda seed: ItemKNNRecommender(n_neighbors=5),
+    "ease": lambda seed: EASERecommender(l2=10.0),
 }
 USER = {100: 5.0, 101: 4.5, 115: 1.0}
 
@@ -89,3 +96,25 @@ def test_unfitted_models_say_so(kind: str) -> None:
 
     with pytest.raises(NotFittedError):
         FACTORIES[kind](0).recommend(USER)
+
+
+def test_ease_weights_are_the_closed_form_solution() -> None:
+    ratings = checkerboard()[0]
+    model = EASERecommender(l2=7.0, min_ratings=1).fit(ratings)
+    x = np.zeros((ratings["user_id"].nunique(), N_ITEMS))
+    x[ratings["user_id"], ratings["movie_id"] - 100] = 1.0
+    p = np.linalg.inv(x.T @ x + 7.0 * np.eye(N_ITEMS))
+    expected = np.eye(N_ITEMS) - p / np.diag(p)
+    assert np.allclose(model.weights_, expected, atol=1e-5)
+    assert np.allclose(np.diag(model.weights_), 0.0)
+
+
+def test_ease_never_recommends_movies_outside_its_catalog() -> None:
+    ratings = checkerboard()[0]
+    rare = ratings.iloc[:3].assign(movie_id=[500, 501, 501], rating=5.0)
+    model = EASERecommender(l2=10.0, min_ratings=3).fit(pd.concat([ratings, rare]))
+    assert model.n_items == N_ITEMS + 2
+    picks = model.recommend({100: 5.0, 500: 5.0}, n=model.n_items)
+    assert not {500, 501} & set(picks.movie_ids)
+    assert len(picks) == N_ITEMS - 1
+    assert all(m - 100 < 10 for m in picks.movie_ids[:5])  # its own block first

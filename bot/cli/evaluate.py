@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import sys
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from recommender.evaluation import ModelFactory
 
 DEFAULT_REVEAL = (1, 3, 5, 10, 20)  # recommender.evaluation.DEFAULT_REVEAL, without importing it
+EASE_L2 = 10000.0  # recommender.baselines.EASERecommender's default, without importing it
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -48,6 +50,7 @@ def _nmf(**params: Any) -> Callable[[], NMFRecommender]:
 def models_for(args: argparse.Namespace) -> dict[str, ModelFactory]:
     """Return the models to compare: the baselines plus one NMF per swept setting."""
     from recommender.baselines import (
+        EASERecommender,
         ItemKNNRecommender,
         PopularityRecommender,
         PureSVDRecommender,
@@ -60,6 +63,9 @@ def models_for(args: argparse.Namespace) -> dict[str, ModelFactory]:
     }
     if not args.no_knn:
         models["item-kNN cosine"] = lambda: ItemKNNRecommender()
+    if not args.no_ease:
+        for l2 in args.ease_l2:
+            models[f"EASE l2={l2:g}"] = functools.partial(EASERecommender, l2=l2)
     for components, alpha, iterations in itertools.product(
         args.components, args.alpha, args.max_iter
     ):
@@ -190,6 +196,15 @@ def add_commands(sub: Any) -> None:
     ev.add_argument("--max-iter", type=_ints, default=(100,), help="NMF iterations; a list sweeps")
     ev.add_argument(
         "--no-knn", action="store_true", help="skip item-kNN (memory grows with movies²)"
+    )
+    ev.add_argument(
+        "--ease-l2",
+        type=_floats,
+        default=(EASE_L2,),
+        help=f"EASE ridge λ (default {EASE_L2:g}); a list sweeps",
+    )
+    ev.add_argument(
+        "--no-ease", action="store_true", help="skip EASE (memory grows with catalog movies²)"
     )
     ev.add_argument("-n", type=positive_int, default=10, help="list length (default 10)")
     ev.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
