@@ -148,32 +148,71 @@ def metrics_at(recommended: np.ndarray, relevant: frozenset[int], n: int) -> dic
 
 
 MEASURES = ("precision", "recall", "ndcg", "map")
+PER_USER = (*MEASURES, "popularity_rank")
+"""What is measured per user: the top-N measures and the mean popularity rank of the list."""
 
 
-def _accumulate(
-    model: Recommender, cases: Sequence[Case], n: int, totals: dict[str, float], seen: set[int]
-) -> None:
-    """Add the measures of ``cases`` to ``totals`` and their recommended movies to ``seen``.
+def popularity_ranks(model: Recommender) -> np.ndarray:
+    """Return each column's rank by number of training ratings (1 = the most rated movie).
 
-    The list scored is exactly what :meth:`Recommender.recommend` serves a member.
+    Ties are broken as :func:`~recommender.base.top_n` breaks them (lowest id first).
     """
+    order = np.lexsort((model.item_ids_, -model.item_counts_))
+    ranks = np.empty(order.size, dtype=np.float64)
+    ranks[order] = np.arange(1, order.size + 1, dtype=np.float64)
+    return ranks
+
+
+def case_measures(
+    model: Recommender, cases: Sequence[Case], n: int = 10, seen: set[int] | None = None
+) -> dict[str, np.ndarray]:
+    """Return each measure of :data:`PER_USER` for every case, one value per case.
+
+    The list scored is exactly what :meth:`Recommender.recommend` serves a member. The movies
+    recommended are added to ``seen`` (for coverage) when it is given.
+    """
+    ranks = popularity_ranks(model)
+    values: dict[str, list[float]] = {measure: [] for measure in PER_USER}
     for case in cases:
         recommended = np.array(model.recommend(case.known, n).movie_ids, dtype=np.int64)
-        seen.update(recommended.tolist())
+        if seen is not None:
+            seen.update(recommended.tolist())
         for measure, value in metrics_at(recommended, case.relevant, n).items():
-            totals[measure] += value
+            values[measure].append(value)
+        picked = ranks[model.columns(recommended.tolist())]
+        values["popularity_rank"].append(float(picked.mean()) if picked.size else np.nan)
+    return {measure: np.asarray(v, dtype=np.float64) for measure, v in values.items()}
+
+
+def mean_and_se(values: np.ndarray) -> tuple[float, float]:
+    """Return the mean of per-user values and its standard error (std / sqrt(n)); NaN skipped."""
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return 0.0, 0.0
+    se = float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else 0.0
+    return float(values.mean()), se
 
 
 def evaluate_cases(model: Recommender, cases: Sequence[Case], n: int = 10) -> dict[str, float]:
-    """Return the mean measures at ``n`` of an already fitted model over ``cases``."""
-    totals = dict.fromkeys(MEASURES, 0.0)
-    _accumulate(model, cases, n, totals, set())
-    return {measure: value / max(len(cases), 1) for measure, value in totals.items()}
+    """Return the mean measures at ``n`` of an already fitted model over ``cases``.
+
+    Each measure ``m`` comes with its standard error as ``m_se``.
+    """
+    out: dict[str, float] = {}
+    for measure, values in case_measures(model, cases, n).items():
+        out[measure], out[f"{measure}_se"] = mean_and_se(values)
+    return out
 
 
 @dataclass(frozen=True)
 class Result:
-    """Mean measures of one model in one scenario, over all folds."""
+    """Mean measures of one model in one scenario, over all folds.
+
+    Each ``*_se`` is the standard error of the mean above it (per-user std / sqrt(users)).
+    ``coverage`` is the share of the catalog in anyone's list; ``popularity_rank`` the mean rank
+    by number of training ratings of the movies recommended (1 = the most rated; lower means
+    more blockbusters).
+    """
 
     model: str
     scenario: str
@@ -184,6 +223,12 @@ class Result:
     map: float
     coverage: float
     fit_seconds: float
+    precision_se: float = 0.0
+    recall_se: float = 0.0
+    ndcg_se: float = 0.0
+    map_se: float = 0.0
+    popularity_rank: float = 0.0
+    popularity_rank_se: float = 0.0
 
 
 def evaluate(
@@ -195,8 +240,7 @@ def evaluate(
     """Fit every model on every fold and score it on the fold's cases."""
     from tqdm import tqdm
 
-    sums: dict[tuple[str, str], dict[str, float]] = {}
-    counts: dict[tuple[str, str], int] = {}
+    values: dict[tuple[str, str], dict[str, list[np.ndarray]]] = {}
     covered: dict[tuple[str, str], set[int]] = {}
     fit_time: dict[str, float] = {}
     n_items = 0
@@ -209,20 +253,23 @@ def evaluate(
             fit_time[name] = fit_time.get(name, 0.0) + time.perf_counter() - started
             for scenario, cases in fold.cases.items():
                 key = (name, scenario)
-                total = sums.setdefault(key, dict.fromkeys(MEASURES, 0.0))
-                _accumulate(model, cases, n, total, covered.setdefault(key, set()))
-                counts[key] = counts.get(key, 0) + len(cases)
+                measured = case_measures(model, cases, n, covered.setdefault(key, set()))
+                kept = values.setdefault(key, {measure: [] for measure in PER_USER})
+                for measure, per_case in measured.items():
+                    kept[measure].append(per_case)
     results = []
-    for (name, scenario), total in sums.items():
-        users = max(counts[(name, scenario)], 1)
+    for (name, scenario), kept in values.items():
+        stats: dict[str, float] = {}
+        for measure, parts in kept.items():
+            stats[measure], stats[f"{measure}_se"] = mean_and_se(np.concatenate(parts))
         results.append(
             Result(
                 model=name,
                 scenario=scenario,
-                users=counts[(name, scenario)],
+                users=int(sum(part.size for part in kept["ndcg"])),
                 coverage=len(covered[(name, scenario)]) / max(n_items, 1),
                 fit_seconds=fit_time[name],
-                **{measure: value / users for measure, value in total.items()},
+                **stats,
             )
         )
     return results

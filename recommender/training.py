@@ -74,7 +74,8 @@ def split_users(
 def quick_quality(
     model: NMFRecommender, train: pd.DataFrame, held_out: pd.DataFrame, reveal: int = 5
 ) -> dict[str, float]:
-    """Return NDCG@10 of the model and of popular picks for held-out users (``reveal`` known)."""
+    """Return NDCG@10 (and its standard error) of the model and of popular picks for held-out
+    users with ``reveal`` ratings known."""
     from recommender.baselines import PopularityRecommender
     from recommender.evaluation import evaluate_cases, reveal_cases
 
@@ -87,10 +88,13 @@ def quick_quality(
     if not cases:
         return {}
     popular = PopularityRecommender("count").fit(train)
+    measured, baseline = evaluate_cases(model, cases), evaluate_cases(popular, cases)
     return {
         "users": float(len(cases)),
-        "ndcg_model": evaluate_cases(model, cases)["ndcg"],
-        "ndcg_popular": evaluate_cases(popular, cases)["ndcg"],
+        "ndcg_model": measured["ndcg"],
+        "ndcg_model_se": measured["ndcg_se"],
+        "ndcg_popular": baseline["ndcg"],
+        "ndcg_popular_se": baseline["ndcg_se"],
     }
 
 

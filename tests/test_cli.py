@@ -293,6 +293,9 @@ def test_evaluate_and_report(
         "NMF k=3 alpha=0.03 it=100",
     }
     assert {r["scenario"] for r in payload["results"]} == {"k=1", "k=2"}
+    for row in payload["results"]:
+        assert row["ndcg_se"] >= 0
+        assert row["popularity_rank"] >= 1
     assert json.loads(out.read_text()) == payload
     assert cli(["train", "--components", "3"], env).returncode == 0
     report = cli(

@@ -9,7 +9,14 @@ import pytest
 
 from recommender import load_dataset
 from recommender.baselines import ItemKNNRecommender, PopularityRecommender, PureSVDRecommender
-from recommender.evaluation import evaluate, metrics_at, new_user_folds, per_user_folds
+from recommender.evaluation import (
+    case_measures,
+    evaluate,
+    metrics_at,
+    new_user_folds,
+    per_user_folds,
+    popularity_ranks,
+)
 from recommender.model import NMFRecommender
 from recommender.report import build_report
 from tests.helpers import write_tiny_csv
@@ -74,6 +81,37 @@ def test_every_model_is_measured_on_the_same_cases(tmp_path: Path) -> None:
     nmf = next(r for r in results if r.model == "nmf")
     popular = next(r for r in results if r.model == "popular")
     assert nmf.ndcg > popular.ndcg  # two clean taste groups: personal beats popular
+
+
+def test_standard_errors_and_popularity_rank_come_from_the_per_user_values(tmp_path: Path) -> None:
+    ratings = load_dataset(write_tiny_csv(tmp_path), progress=False).ratings
+    fold = next(new_user_folds(ratings, n_folds=3, reveal=(2,), seed=1))
+    cases = fold.cases["k=2"]
+    models = {
+        "popular": lambda: PopularityRecommender(),
+        "nmf": lambda: NMFRecommender(n_components=3, max_iter=50),
+    }
+    results = {r.model: r for r in evaluate(models, [fold], n=3)}
+    for name, factory in models.items():
+        per_user = case_measures(factory().fit(fold.train), cases, n=3)
+        assert results[name].ndcg == pytest.approx(per_user["ndcg"].mean())
+        se = per_user["ndcg"].std(ddof=1) / np.sqrt(len(cases))
+        assert results[name].ndcg_se == pytest.approx(se)
+        assert results[name].popularity_rank == pytest.approx(per_user["popularity_rank"].mean())
+    assert results["popular"].popularity_rank < results["nmf"].popularity_rank
+    assert 1 <= results["popular"].popularity_rank <= 5  # top 3 of what the user has not rated
+
+
+def test_popularity_rank_one_is_the_most_rated_movie() -> None:
+    ratings = pd.DataFrame(
+        {"user_id": [1, 2, 3, 1, 2, 1], "movie_id": [7, 7, 7, 9, 9, 5], "rating": 4.0}
+    )
+    model = PopularityRecommender().fit(ratings)
+    assert dict(zip(model.item_ids_.tolist(), popularity_ranks(model).tolist(), strict=True)) == {
+        7: 1.0,
+        9: 2.0,
+        5: 3.0,
+    }
 
 
 def test_report_writes_html_with_embedded_charts(tmp_path: Path) -> None:

@@ -106,7 +106,9 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     print(
         f"{dataset.name}: top-{args.n} measures, relevant = held-out rating >= 4, "
-        f"{args.folds}-fold splits (ran {len(folds)} folds in all), seed {args.seed}"
+        f"{args.folds}-fold splits (ran {len(folds)} folds in all), seed {args.seed}; "
+        "± is one standard error (per-user std / sqrt(users)); pop. rank = mean rank of the "
+        "picks by number of ratings (1 = most rated)"
     )
     for scenario, group in table.groupby("scenario", sort=False):
         print(
@@ -117,10 +119,25 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
                 else ""
             )
         )
-        shown = group[["model", "users", "precision", "recall", "ndcg", "map", "coverage"]]
-        print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        print(format_group(group).to_string(index=False))
     sys.stdout.flush()
     return 0
+
+
+def format_group(group: Any) -> Any:
+    """Return one scenario's results as printable columns, each mean with its standard error."""
+    shown = group[["model", "users"]].copy()
+    for measure in ("precision", "recall", "ndcg", "map"):
+        shown[f"{measure} ± se"] = [
+            f"{mean:.4f} ± {se:.4f}"
+            for mean, se in zip(group[measure], group[f"{measure}_se"], strict=True)
+        ]
+    shown["coverage"] = [f"{v:.4f}" for v in group["coverage"]]
+    shown["pop. rank ± se"] = [
+        f"{mean:.0f} ± {se:.0f}"
+        for mean, se in zip(group["popularity_rank"], group["popularity_rank_se"], strict=True)
+    ]
+    return shown
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
