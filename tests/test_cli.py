@@ -366,6 +366,9 @@ def test_evaluate_runs_on_the_ml100k_layout(
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["dataset"] == "ml-100k"
+    too_small = cli(["evaluate", "--dataset", str(source), "--layout", "dense"], env)
+    assert too_small.returncode == 2
+    assert "dense layout of this data set has no ratings left" in too_small.stderr
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.cli.common import chat_ratings, positive_int
+from bot.cli.common import CommandError, chat_ratings, positive_int
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -78,8 +78,15 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     """Measure recommendation quality against baselines on the same splits."""
     from recommender import load_dataset
     from recommender.evaluation import evaluate, new_user_folds, per_user_folds, results_table
+    from recommender.layouts import apply_layout
 
     dataset = load_dataset(args.dataset or settings.movielens_source, settings.data_dir)
+    dataset = apply_layout(dataset, args.layout)
+    if dataset.ratings.empty:
+        raise CommandError(
+            f"The {args.layout} layout of this data set has no ratings left "
+            "(no user has 20 or more ratings among its 1,700 most rated movies)."
+        )
     models = models_for(args)
     folds: list[Any] = []
     if args.protocol in {"new-users", "both"}:
@@ -92,6 +99,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     table = results_table(results)
     payload = {
         "dataset": dataset.name,
+        "layout": args.layout,
         "folds": args.folds,
         "max_folds": args.max_folds,
         "seed": args.seed,
@@ -192,6 +200,13 @@ def add_commands(sub: Any) -> None:
 
     ev = sub.add_parser("evaluate", help="measure recommendation quality against baselines")
     ev.add_argument("--dataset", help="data set name, path or URL (default: MOVIELENS_SOURCE)")
+    ev.add_argument(
+        "--layout",
+        choices=("full", "dense"),
+        default="full",
+        help="the data set as it is (default), or dense: its 1,700 most rated movies and the "
+        "users with 20+ ratings of them (an ml-100k-like shape)",
+    )
     ev.add_argument(
         "--protocol",
         choices=("new-users", "per-user", "both"),
