@@ -78,6 +78,8 @@ class ModelMetadata:
     format_version: int = FORMAT_VERSION
     versions: dict[str, str] = field(default_factory=library_versions)
     quality: dict[str, float] = field(default_factory=dict)
+    tuning: dict[str, Any] = field(default_factory=dict)
+    """:meth:`recommender.tuning.Tuning.as_dict` when the parameters were tuned, else empty."""
 
 
 @dataclass(frozen=True, eq=False)

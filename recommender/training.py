@@ -11,6 +11,7 @@ import pandas as pd
 from recommender.data import Dataset
 from recommender.model import NMFRecommender
 from recommender.persistence import ModelBundle, ModelMetadata, rating_stats
+from recommender.tuning import Tuning, tune_nmf, tuning_key
 
 CHAT_COLUMNS = ("user_id", "movie_id", "rating")
 
@@ -21,6 +22,8 @@ def fit_bundle(
     *,
     holdout: float = 0.0,
     holdout_seed: int = 0,
+    tune: bool = False,
+    previous_tuning: Tuning | None = None,
     **params: Any,
 ) -> ModelBundle:
     """Fit an :class:`NMFRecommender` on MovieLens plus chat ratings and bundle it for saving.
@@ -31,6 +34,12 @@ def fit_bundle(
     With ``holdout`` > 0, that share of MovieLens users is left out of the fit and used to
     measure the fresh model (NDCG@10 with 5 ratings revealed, next to popular picks); the result
     is in ``metadata.quality``. Chat members are never held out.
+
+    With ``tune``, ``n_components`` and ``alpha`` are chosen first by
+    :func:`~recommender.tuning.tune_nmf` on the MovieLens users the model is trained on (never
+    the held-out ones), centred on ``params``; the choice is in ``metadata.tuning``. A
+    ``previous_tuning`` made on the same data from the same start (same
+    :func:`~recommender.tuning.tuning_key`) is reused instead of tuning again.
     """
     started = time.perf_counter()
     chat = None
@@ -41,6 +50,14 @@ def fit_bundle(
     train, held_out = dataset.ratings, None
     if holdout > 0:
         train, held_out = split_users(dataset.ratings, holdout, holdout_seed)
+    tuning = None
+    if tune:
+        key = tuning_key(dataset.fingerprint, params)
+        if previous_tuning is not None and previous_tuning.key == key:
+            tuning = previous_tuning
+        else:
+            tuning = tune_nmf(train, params, fingerprint=dataset.fingerprint)
+        params = tuning.params
     model = NMFRecommender(**params).fit(train, chat)
     quality = quick_quality(model, train, held_out) if held_out is not None else {}
     combined = train if chat is None else pd.concat([train, chat])
@@ -55,6 +72,7 @@ def fit_bundle(
         fit_seconds=time.perf_counter() - started,
         params=model.get_params(),
         quality=quality,
+        tuning={} if tuning is None else tuning.as_dict(),
     )
     return ModelBundle(model, dataset.movies, rating_stats(combined), metadata)
 

@@ -276,6 +276,7 @@ def test_evaluate_and_report(
             "1,2",
             "--components",
             "3",
+            "--tuned",
             "--no-knn",
             "--json",
             "--output",
@@ -290,6 +291,7 @@ def test_evaluate_and_report(
         "damped mean",
         "PureSVD k=50",
         "EASE l2=10000",
+        "NMF tuned",
         "NMF k=3 alpha=0.03 it=100",
     }
     assert {r["scenario"] for r in payload["results"]} == {"k=1", "k=2"}

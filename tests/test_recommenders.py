@@ -18,6 +18,7 @@ from recommender.baselines import (
     PureSVDRecommender,
 )
 from recommender.model import NMFRecommender
+from recommender.tuning import TunedNMFRecommender
 from tests.test_model import N_ITEMS, checkerboard
 
 FACTORIES: dict[str, Callable[[int], Recommender]] = {
@@ -27,6 +28,9 @@ FACTORIES: dict[str, Callable[[int], Recommender]] = {
     "puresvd": lambda seed: PureSVDRecommender(2, random_state=seed),
     "item knn": lambda seed: ItemKNNRecommender(n_neighbors=5),
     "ease": lambda seed: EASERecommender(l2=10.0),
+    "tuned nmf": lambda seed: TunedNMFRecommender(
+        start={"n_components": 2, "max_iter": 50, "random_state": seed}
+    ),
 }
 USER = {100: 5.0, 101: 4.5, 115: 1.0}
 

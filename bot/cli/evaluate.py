@@ -66,6 +66,15 @@ def models_for(args: argparse.Namespace) -> dict[str, ModelFactory]:
     if not args.no_ease:
         for l2 in args.ease_l2:
             models[f"EASE l2={l2:g}"] = functools.partial(EASERecommender, l2=l2)
+    if args.tuned:
+        from recommender.tuning import TunedNMFRecommender
+
+        start = {
+            "n_components": args.components[0],
+            "alpha": args.alpha[0],
+            "max_iter": args.max_iter[0],
+        }
+        models["NMF tuned"] = functools.partial(TunedNMFRecommender, start=start)
     for components, alpha, iterations in itertools.product(
         args.components, args.alpha, args.max_iter
     ):
@@ -226,6 +235,12 @@ def add_commands(sub: Any) -> None:
         "--alpha", type=_floats, default=(0.03,), help="NMF regularization; a list sweeps"
     )
     ev.add_argument("--max-iter", type=_ints, default=(100,), help="NMF iterations; a list sweeps")
+    ev.add_argument(
+        "--tuned",
+        action="store_true",
+        help="add an NMF whose factors and alpha are tuned on each fold's training users, "
+        "starting from the first --components/--alpha",
+    )
     ev.add_argument(
         "--no-knn", action="store_true", help="skip item-kNN (memory grows with movies²)"
     )

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from recommender import fit_bundle, load_dataset
+from recommender.tuning import (
+    TunedNMFRecommender,
+    Tuning,
+    split_for_tuning,
+    tune_nmf,
+    tuning_key,
+)
+from tests.helpers import write_tiny_csv
+from tests.test_model import checkerboard
+
+START = {"n_components": 3, "alpha": 0.01, "max_iter": 60}
+
+
+def test_tuning_users_never_see_their_targets() -> None:
+    ratings = checkerboard()[0]
+    split = split_for_tuning(ratings, share=0.3, seed=1)
+    assert split.new_cases
+    assert split.warm_cases
+    assert set(split.new_cases).isdisjoint(set(split.train["user_id"]))
+    for case in split.warm_cases:
+        trained = set(split.train.loc[split.train["user_id"] == case.user_id, "movie_id"])
+        assert trained == set(case.known)
+        assert not case.relevant & trained
+    assert {c.user_id for c in split.warm_cases}.isdisjoint(split.new_cases)
+
+
+def test_tuning_picks_a_measured_point_and_reports_its_standard_errors() -> None:
+    tuning = tune_nmf(checkerboard()[0], START, fingerprint="abc")
+    points = {(s.n_components, s.alpha) for s in tuning.grid}
+    chosen = (tuning.params["n_components"], tuning.params["alpha"])
+    assert chosen in points
+    assert len(points) in {5, 7}  # three alphas, two sizes, and two finer alphas if it moved
+    assert len(points) == 5 or chosen[1] != 0.01
+    assert tuning.params["max_iter"] == 60  # what is not tuned is kept
+    assert tuning.score.diff_se == 0
+    assert all(s.score_se >= 0 and s.new_member_se >= 0 for s in tuning.grid)
+    assert tuning.new_members >= 1
+    assert tuning.warm_members >= 1
+    assert tuning.seconds > 0
+    # the winner beat the start by the margin, or the start was kept
+    start = next(s for s in tuning.grid if (s.n_components, s.alpha) == (3, 0.01))
+    assert chosen == (3, 0.01) or tuning.score.score - start.score > 2 * start.diff_se
+
+
+def test_tuning_round_trips_through_metadata_json_and_keys_are_stable() -> None:
+    tuning = tune_nmf(checkerboard()[0], START, fingerprint="abc")
+    again = Tuning.from_dict(json.loads(json.dumps(tuning.as_dict())))
+    assert again == tuning
+    assert tuning.key == tuning_key("abc", START)
+    assert tuning_key("abc", START) != tuning_key("abd", START)
+    assert tuning_key("abc", START) != tuning_key("abc", {**START, "alpha": 0.02})
+
+
+def test_fit_bundle_tunes_on_training_users_and_reuses_a_cached_choice(tmp_path: Path) -> None:
+    data = load_dataset(write_tiny_csv(tmp_path), progress=False)
+    bundle = fit_bundle(data, holdout=0.2, tune=True, **START)
+    tuning = Tuning.from_dict(bundle.metadata.tuning)
+    assert bundle.metadata.params["n_components"] == tuning.params["n_components"]
+    assert bundle.metadata.params["alpha"] == tuning.params["alpha"]
+    assert tuning.key == tuning_key(data.fingerprint, START)
+    cached = fit_bundle(data, holdout=0.2, tune=True, previous_tuning=tuning, **START)
+    assert Tuning.from_dict(cached.metadata.tuning) == tuning  # reused, not re-run
+    assert fit_bundle(data, holdout=0.2, **START).metadata.tuning == {}
+
+
+def test_too_few_users_to_tune_on_is_an_error() -> None:
+    ratings = checkerboard()[0]
+    with pytest.raises(ValueError, match="Too few users"):
+        tune_nmf(ratings.loc[ratings["user_id"] < 2], START)
+
+
+def test_tuned_recommender_serves_the_tuned_model() -> None:
+    model = TunedNMFRecommender(start=START).fit(checkerboard()[0])
+    assert model.model_.get_params()["alpha"] == model.tuning_.params["alpha"]
+    assert model.recommend({100: 5.0}, n=3) == model.model_.recommend({100: 5.0}, n=3)
