@@ -13,10 +13,11 @@ measures quality:
 * The score is the documented blend :data:`NEW_MEMBER_WEIGHT` x new-member NDCG@10 (the mean
   over k) + (1 - :data:`NEW_MEMBER_WEIGHT`) x warm-member NDCG@10. New members weigh more: the
   bot's everyday request is a member who rated a handful of movies in chat.
-* The grid is coarse-to-fine around the previous choice: ``alpha`` x {1/3, 1, 3}, then
-  ``n_components`` x {2/3, 3/2} at the best ``alpha``, then, only if ``alpha`` moved,
-  ``alpha`` x {1/√3, √3} around the new one (5 fits when the previous choice still holds,
-  7 when it moved, so re-tuning a stable data set stays cheap). Each
+* The grid is coarse-to-fine around the previous choice: ``alpha`` walks in steps of x3 (try
+  x1/3 and x3; move to the winner; repeat, at most ``max_moves`` times), then
+  ``n_components`` walks in steps of x2/3 and x3/2 at that ``alpha``, then, only if ``alpha``
+  moved, ``alpha`` x {1/√3, √3} around the new one. When the previous choice still holds that
+  is 5 fits, so re-tuning a stable data set stays cheap; a far-off start takes more. Each
   score has a standard error (per-user std / sqrt(users)); a point replaces the previous choice
   only if it beats it by more than ``margin`` (default 2) standard errors of the paired
   difference (the same users, both settings), so re-tuning does not chase noise.
@@ -32,7 +33,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -182,6 +183,10 @@ def _per_user(model: Recommender, split: TuningSplit) -> tuple[np.ndarray, np.nd
     return new, warm
 
 
+def _round(alpha: float) -> float:
+    return float(f"{alpha:.4g}")
+
+
 def _se(values: np.ndarray) -> float:
     return float(values.std(ddof=1) / math.sqrt(values.size)) if values.size > 1 else 0.0
 
@@ -199,6 +204,7 @@ def tune_nmf(
     fingerprint: str = "",
     max_components: int = 300,
     margin: float = 2.0,
+    max_moves: int = 3,
 ) -> Tuning:
     """Choose ``n_components`` and ``alpha`` for :class:`NMFRecommender` on held-out users.
 
@@ -219,6 +225,8 @@ def tune_nmf(
         Upper bound on ``n_components`` (fit time grows with it).
     margin : float, default=2.0
         How many standard errors of the paired difference a challenger must win by.
+    max_moves : int, default=3
+        How many steps each walk (``alpha``, then ``n_components``) may take.
     """
     started = time.perf_counter()
     base = NMFRecommender().get_params()
@@ -255,14 +263,30 @@ def tune_nmf(
         best = max(challengers, key=blend, default=incumbent)
         return best if best != incumbent and better(best, incumbent) else incumbent
 
-    k0, a0 = int(base["n_components"]), float(base["alpha"])
-    chosen = step((k0, a0), [(k0, a0 / 3), (k0, a0), (k0, a0 * 3)])
-    k1, a1 = chosen
-    smaller, larger = max(2, round(k1 * 2 / 3)), min(max_components, round(k1 * 3 / 2))
-    chosen = step(chosen, [(k1, a1), *((k, a1) for k in (smaller, larger) if k != k1)])
-    if a1 != a0:  # alpha moved a whole step: look between it and its neighbours
-        k2, a2 = chosen
-        chosen = step(chosen, [(k2, a2), (k2, a2 / math.sqrt(3)), (k2, a2 * math.sqrt(3))])
+    def walk(
+        incumbent: tuple[int, float], neighbours: Callable[[tuple[int, float]], list[Any]]
+    ) -> tuple[int, float]:
+        """Step to the best neighbour while one wins, at most ``max_moves`` times."""
+        for _ in range(max_moves):
+            moved = step(incumbent, [incumbent, *neighbours(incumbent)])
+            if moved == incumbent:
+                break
+            incumbent = moved
+        return incumbent
+
+    def alphas(factor: float) -> Callable[[tuple[int, float]], list[Any]]:
+        # Rounded, so a walk back (0.3 / 3 vs 0.0333 x 3) lands on a point already measured.
+        return lambda p: [(p[0], _round(p[1] / factor)), (p[0], _round(p[1] * factor))]
+
+    def sizes(p: tuple[int, float]) -> list[Any]:
+        smaller, larger = max(2, round(p[0] * 2 / 3)), min(max_components, round(p[0] * 3 / 2))
+        return [(k, p[1]) for k in (smaller, larger) if k != p[0]]
+
+    start_point = (int(base["n_components"]), float(base["alpha"]))
+    chosen = walk(start_point, alphas(3.0))
+    chosen = walk(chosen, sizes)
+    if chosen[1] != start_point[1]:  # alpha moved whole steps: look between them
+        chosen = step(chosen, [chosen, *alphas(math.sqrt(3))(chosen)])
 
     grid = []
     for point in measured:
