@@ -1,4 +1,4 @@
-"""Choose the NMF model's ``n_components`` and ``alpha`` on held-out MovieLens users.
+"""Choose the NMF model's ``n_components``, ``alpha`` and ``blend_below`` on held-out users.
 
 scikit-learn scales ``alpha`` by the matrix shape, so a value tuned on one data set is wrong on
 another. :func:`tune_nmf` re-chooses both on the data at hand, the way ``moviebot evaluate``
@@ -17,7 +17,9 @@ measures quality:
   x1/3 and x3; move to the winner; repeat, at most ``max_moves`` times), then
   ``n_components`` walks in steps of x2/3 and x3/2 at that ``alpha``, then, only if ``alpha``
   moved, ``alpha`` x {1/√3, √3} around the new one. When the previous choice still holds that
-  is 5 fits, so re-tuning a stable data set stays cheap; a far-off start takes more. Each
+  is 5 fits, so re-tuning a stable data set stays cheap; a far-off start takes more. Last,
+  ``blend_below`` (below how many ratings scores are blended toward popularity) is chosen
+  from :data:`BLEND_BELOW` on the chosen fit: it only changes scoring, so it costs no fit. Each
   score has a standard error (per-user std / sqrt(users)); a point replaces the previous choice
   only if it beats it by more than ``margin`` (default 2) standard errors of the paired
   difference (the same users, both settings), so re-tuning does not chase noise.
@@ -51,6 +53,10 @@ TUNING_VERSION = 1
 NEW_MEMBER_WEIGHT = 0.75
 """Weight of new-member quality in the tuning score; warm-member quality has the rest."""
 TUNING_REVEAL = (1, 3, 5, 10, 20)
+BLEND_BELOW = (2, 3, 5, 8)
+"""Candidates for ``blend_below`` (how many ratings before the model is trusted alone)."""
+Point = tuple[int, float, int]
+"""A grid point: (``n_components``, ``alpha``, ``blend_below``)."""
 WARM_SHARE = 0.2
 """Share of each warm member's ratings held out of the fit for them to find."""
 
@@ -61,6 +67,7 @@ class Score:
 
     n_components: int
     alpha: float
+    blend_below: int
     score: float
     score_se: float
     new_member: float
@@ -73,7 +80,11 @@ class Score:
 
 @dataclass(frozen=True)
 class Tuning:
-    """The chosen NMF parameters and the evidence for them."""
+    """The chosen NMF parameters and the evidence for them.
+
+    ``params`` is every :class:`NMFRecommender` parameter (the tuned ones and the start's
+    others); ``score`` is the chosen point's, ``grid`` every point measured, best first.
+    """
 
     params: dict[str, Any]
     score: Score
@@ -206,7 +217,7 @@ def tune_nmf(
     margin: float = 2.0,
     max_moves: int = 3,
 ) -> Tuning:
-    """Choose ``n_components`` and ``alpha`` for :class:`NMFRecommender` on held-out users.
+    """Choose ``n_components``, ``alpha`` and ``blend_below`` for :class:`NMFRecommender`.
 
     Parameters
     ----------
@@ -234,38 +245,40 @@ def tune_nmf(
     split = split_for_tuning(ratings, share, seed)
     if not split.new_cases or not split.warm_cases:
         raise ValueError("Too few users with relevant ratings to tune on.")
-    measured: dict[tuple[int, float], tuple[np.ndarray, np.ndarray]] = {}
+    measured: dict[Point, tuple[np.ndarray, np.ndarray]] = {}
+    fitted: dict[tuple[int, float], NMFRecommender] = {}
 
-    def measure(n_components: int, alpha: float) -> None:
-        point = (n_components, alpha)
-        if point not in measured:
-            model = NMFRecommender(**{**base, "n_components": n_components, "alpha": alpha})
-            measured[point] = _per_user(model.fit(split.train), split)
+    def measure(point: Point) -> None:
+        if point in measured:
+            return
+        n_components, alpha, blend_below = point
+        if (n_components, alpha) not in fitted:
+            params = {**base, "n_components": n_components, "alpha": alpha}
+            fitted[(n_components, alpha)] = NMFRecommender(**params).fit(split.train)
+        model = fitted[(n_components, alpha)]
+        model.blend_below = blend_below  # used only when scoring: no refit needed
+        measured[point] = _per_user(model, split)
 
-    def blend(point: tuple[int, float]) -> float:
+    def blend(point: Point) -> float:
         new, warm = measured[point]
         return NEW_MEMBER_WEIGHT * float(new.mean()) + (1 - NEW_MEMBER_WEIGHT) * float(warm.mean())
 
-    def diff_se(a: tuple[int, float], b: tuple[int, float]) -> float:
+    def diff_se(a: Point, b: Point) -> float:
         new = measured[a][0] - measured[b][0]
         warm = measured[a][1] - measured[b][1]
         return _blend_se(_se(new), _se(warm))
 
-    def better(candidate: tuple[int, float], incumbent: tuple[int, float]) -> bool:
+    def better(candidate: Point, incumbent: Point) -> bool:
         return blend(candidate) - blend(incumbent) > margin * diff_se(candidate, incumbent)
 
-    def step(
-        incumbent: tuple[int, float], points: Sequence[tuple[int, float]]
-    ) -> tuple[int, float]:
+    def step(incumbent: Point, points: Sequence[Point]) -> Point:
         for point in points:
-            measure(*point)
+            measure(point)
         challengers = [p for p in points if p != incumbent]
         best = max(challengers, key=blend, default=incumbent)
         return best if best != incumbent and better(best, incumbent) else incumbent
 
-    def walk(
-        incumbent: tuple[int, float], neighbours: Callable[[tuple[int, float]], list[Any]]
-    ) -> tuple[int, float]:
+    def walk(incumbent: Point, neighbours: Callable[[Point], list[Point]]) -> Point:
         """Step to the best neighbour while one wins, at most ``max_moves`` times."""
         for _ in range(max_moves):
             moved = step(incumbent, [incumbent, *neighbours(incumbent)])
@@ -274,19 +287,23 @@ def tune_nmf(
             incumbent = moved
         return incumbent
 
-    def alphas(factor: float) -> Callable[[tuple[int, float]], list[Any]]:
+    def alphas(factor: float) -> Callable[[Point], list[Point]]:
         # Rounded, so a walk back (0.3 / 3 vs 0.0333 x 3) lands on a point already measured.
-        return lambda p: [(p[0], _round(p[1] / factor)), (p[0], _round(p[1] * factor))]
+        return lambda p: [(p[0], _round(p[1] / factor), p[2]), (p[0], _round(p[1] * factor), p[2])]
 
-    def sizes(p: tuple[int, float]) -> list[Any]:
+    def sizes(p: Point) -> list[Point]:
         smaller, larger = max(2, round(p[0] * 2 / 3)), min(max_components, round(p[0] * 3 / 2))
-        return [(k, p[1]) for k in (smaller, larger) if k != p[0]]
+        return [(k, p[1], p[2]) for k in (smaller, larger) if k != p[0]]
 
-    start_point = (int(base["n_components"]), float(base["alpha"]))
+    def blends(p: Point) -> list[Point]:
+        return [(p[0], p[1], b) for b in BLEND_BELOW if b != p[2]]
+
+    start_point = (int(base["n_components"]), float(base["alpha"]), int(base["blend_below"]))
     chosen = walk(start_point, alphas(3.0))
     chosen = walk(chosen, sizes)
     if chosen[1] != start_point[1]:  # alpha moved whole steps: look between them
         chosen = step(chosen, [chosen, *alphas(math.sqrt(3))(chosen)])
+    chosen = step(chosen, [chosen, *blends(chosen)])
 
     grid = []
     for point in measured:
@@ -295,6 +312,7 @@ def tune_nmf(
             Score(
                 n_components=point[0],
                 alpha=point[1],
+                blend_below=point[2],
                 score=blend(point),
                 score_se=_blend_se(_se(new), _se(warm)),
                 new_member=float(new.mean()),
@@ -305,10 +323,10 @@ def tune_nmf(
             )
         )
     grid.sort(key=lambda s: -s.score)
-    params = {**base, "n_components": chosen[0], "alpha": chosen[1]}
+    params = {**base, "n_components": chosen[0], "alpha": chosen[1], "blend_below": chosen[2]}
     result = Tuning(
         params=params,
-        score=next(s for s in grid if (s.n_components, s.alpha) == chosen),
+        score=next(s for s in grid if (s.n_components, s.alpha, s.blend_below) == chosen),
         grid=tuple(grid),
         new_members=len(split.new_cases),
         warm_members=len(split.warm_cases),

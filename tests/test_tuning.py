@@ -34,11 +34,13 @@ def test_tuning_users_never_see_their_targets() -> None:
 
 def test_tuning_picks_a_measured_point_and_reports_its_standard_errors() -> None:
     tuning = tune_nmf(checkerboard()[0], START, fingerprint="abc")
-    points = {(s.n_components, s.alpha) for s in tuning.grid}
-    chosen = (tuning.params["n_components"], tuning.params["alpha"])
+    points = {(s.n_components, s.alpha, s.blend_below) for s in tuning.grid}
+    fits = {(k, alpha) for k, alpha, _ in points}
+    chosen = (tuning.params["n_components"], tuning.params["alpha"], tuning.params["blend_below"])
     assert chosen in points
-    assert len(points) in {5, 7}  # three alphas, two sizes, and two finer alphas if it moved
-    assert len(points) == 5 or chosen[1] != 0.01
+    assert len(fits) in {5, 7}  # three alphas, two sizes, and two finer alphas if it moved
+    assert len(fits) == 5 or chosen[1] != 0.01
+    assert {b for k, alpha, b in points if (k, alpha) == chosen[:2]} == {2, 3, 5, 8}
     assert tuning.params["max_iter"] == 60  # what is not tuned is kept
     assert tuning.score.diff_se == 0
     assert all(s.score_se >= 0 and s.new_member_se >= 0 for s in tuning.grid)
@@ -46,8 +48,8 @@ def test_tuning_picks_a_measured_point_and_reports_its_standard_errors() -> None
     assert tuning.warm_members >= 1
     assert tuning.seconds > 0
     # the winner beat the start by the margin, or the start was kept
-    start = next(s for s in tuning.grid if (s.n_components, s.alpha) == (3, 0.01))
-    assert chosen == (3, 0.01) or tuning.score.score - start.score > 2 * start.diff_se
+    start = next(s for s in tuning.grid if (s.n_components, s.alpha, s.blend_below) == (3, 0.01, 3))
+    assert chosen == (3, 0.01, 3) or tuning.score.score - start.score > 2 * start.diff_se
 
 
 def test_tuning_round_trips_through_metadata_json_and_keys_are_stable() -> None:
