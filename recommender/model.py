@@ -106,6 +106,9 @@ class NMFRecommender(Recommender):
         rating is mostly served the popular list; at ``blend_below`` ratings, the model alone).
     random_state : int or None, default=0
         Seed for the NMF initialization; the same seed and data give the same model.
+    warm_iter : int, default=30
+        Iterations of a warm-started refit (``fit(..., previous=model)``), which starts from the
+        previous model's movie factors and so needs far fewer than a cold fit's ``max_iter``.
     """
 
     def __init__(
@@ -118,6 +121,7 @@ class NMFRecommender(Recommender):
         damping: float = POPULARITY_DAMPING,
         blend_below: int = 3,
         random_state: int | None = 0,
+        warm_iter: int = 30,
     ) -> None:
         self.n_components = n_components
         self.alpha = alpha
@@ -127,11 +131,16 @@ class NMFRecommender(Recommender):
         self.damping = damping
         self.blend_below = blend_below
         self.random_state = random_state
+        self.warm_iter = warm_iter
 
     # ------------------------------------------------------------------ fitting
 
     def fit(
-        self, ratings: pd.DataFrame, extra_ratings: pd.DataFrame | None = None
+        self,
+        ratings: pd.DataFrame,
+        extra_ratings: pd.DataFrame | None = None,
+        *,
+        previous: NMFRecommender | None = None,
     ) -> NMFRecommender:
         """Fit on MovieLens ratings plus optional chat ratings.
 
@@ -141,6 +150,11 @@ class NMFRecommender(Recommender):
             ``user_id``, ``movie_id``, ``rating`` columns (MovieLens users).
         extra_ratings : pandas.DataFrame, optional
             The same columns for chat users; their ids live in a separate namespace.
+        previous : NMFRecommender, optional
+            A model fitted earlier on (mostly) the same data, with the same ``n_components``
+            and ``alpha``: the fit starts from its movie factors (see :meth:`warm_start`) and
+            runs ``warm_iter`` iterations instead of ``max_iter``. Anything else is ignored and
+            the fit starts cold.
 
         Returns
         -------
@@ -151,15 +165,19 @@ class NMFRecommender(Recommender):
         if matrix.shape[0] == 0 or matrix.nnz == 0:
             raise ValueError("Cannot fit a recommender on no ratings.")
         n_components = min(self.n_components, min(matrix.shape))
+        x = matrix.astype(np.float64)
+        start = None
+        if previous is not None and self._can_start_from(previous, n_components):
+            start = self.warm_start(x, movie_ids, previous)
         nmf = NMF(
             n_components=n_components,
-            init="nndsvda",
+            init="nndsvda" if start is None else "custom",
             solver="mu",
             beta_loss="frobenius",
             alpha_W=self.alpha,
             alpha_H="same",
             l1_ratio=self.l1_ratio,
-            max_iter=self.max_iter,
+            max_iter=self.max_iter if start is None else self.warm_iter,
             tol=self.tol,
             random_state=self.random_state,
         )
@@ -169,7 +187,11 @@ class NMFRecommender(Recommender):
             warnings.simplefilter("ignore", ConvergenceWarning)
             # A matrix the start already fits exactly (tiny data) makes scikit-learn divide 0/0.
             warnings.filterwarnings("ignore", "divide by zero", RuntimeWarning)
-            nmf.fit(matrix.astype(np.float64))
+            if start is None:
+                nmf.fit(x)
+            else:
+                nmf.fit_transform(x, W=start[0], H=start[1])
+        self.warm_started_ = start is not None
         self.components_ = np.ascontiguousarray(nmf.components_, dtype=np.float64)
         self.item_ids_ = movie_ids
         self.n_users_ = int(matrix.shape[0])
@@ -180,15 +202,54 @@ class NMFRecommender(Recommender):
         self._prepare()
         self.fit_seconds_ = time.perf_counter() - started
         log.info(
-            "Fitted NMF: %d users x %d movies, %d ratings, k=%d, %d iterations in %.2fs",
+            "Fitted NMF: %d users x %d movies, %d ratings, k=%d, %d iterations%s in %.2fs",
             self.n_users_,
             len(movie_ids),
             self.n_ratings_,
             n_components,
             self.n_iter_,
+            " (warm start)" if self.warm_started_ else "",
             self.fit_seconds_,
         )
         return self
+
+    def _can_start_from(self, previous: NMFRecommender, n_components: int) -> bool:
+        return (
+            hasattr(previous, "components_")
+            and previous.components_.shape[0] == n_components
+            and previous.alpha == self.alpha
+            and previous.l1_ratio == self.l1_ratio
+        )
+
+    def warm_start(
+        self, matrix: sp.csr_matrix, movie_ids: np.ndarray, previous: NMFRecommender
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return a start ``(W, H)`` for ``matrix`` (columns ``movie_ids``) from ``previous``.
+
+        Movies ``previous`` knows keep their factors; a new movie starts as the mean of the
+        known movies' factors (an average movie, which the solver then moves). Every user's
+        ``W`` row is the fold-in of their ratings against that ``H``: the same update as
+        :meth:`fold_in`, for all users at once.
+        """
+        k = previous.components_.shape[0]
+        known = np.isin(movie_ids, previous.item_ids_)
+        cols = previous.columns(movie_ids[known])
+        h = np.empty((k, len(movie_ids)))
+        mean_column = previous.components_.mean(axis=1) if previous.n_items else np.zeros(k)
+        h[:, ~known] = mean_column[:, None]
+        h[:, known] = previous.components_[:, cols]
+        n_items = len(movie_ids)
+        l1 = n_items * self.alpha * self.l1_ratio
+        l2 = n_items * self.alpha * (1.0 - self.l1_ratio)
+        xht = np.asarray(matrix @ h.T)
+        gram = h @ h.T
+        row_means = np.asarray(matrix.sum(axis=1)).ravel() / n_items
+        w = np.repeat(np.sqrt(np.maximum(row_means, 0) / k)[:, None], k, axis=1)
+        eps = np.finfo(np.float64).eps
+        for _ in range(min(self.max_iter, 50)):
+            denominator = w @ gram + l1 + l2 * w
+            w *= xht / np.maximum(denominator, eps)
+        return w, h
 
     def _set_item_statistics(self, matrix: sp.csr_matrix) -> None:
         csc = matrix.tocsc()

@@ -227,3 +227,47 @@ def test_float32_scoring_ranks_like_float64(fitted: NMFRecommender, movielens) -
         expected = fitted.item_ids_[np.argsort(-exact, kind="stable")[:10]]
         got = [r.movie_id for r in fitted.recommend(ratings, 10)]
         assert got == expected.tolist(), (user, got, expected)
+
+
+def test_a_warm_refit_starts_from_the_previous_factors_and_learns_new_movies() -> None:
+    ratings, _ = checkerboard()
+    previous = NMFRecommender(n_components=2, alpha=0.0, max_iter=300, blend_below=1).fit(
+        ratings.loc[ratings["movie_id"] != 119]
+    )
+    refit = NMFRecommender(n_components=2, alpha=0.0, max_iter=300, warm_iter=40, blend_below=1)
+    refit.fit(ratings, previous=previous)
+    assert refit.warm_started_
+    assert refit.n_iter_ <= 40
+    assert 119 in refit.item_ids_
+    assert refit.reconstruction_err_ <= previous.reconstruction_err_ * 1.5
+    picks = refit.recommend({115: 5.0, 116: 4.5}, n=8)
+    assert 119 in picks.movie_ids  # the new movie joined its block
+    assert [block_of(m) for m in picks.movie_ids] == [1] * 8
+
+
+def test_warm_start_keeps_known_factors_and_folds_users_in() -> None:
+    ratings, _ = checkerboard()
+    previous = NMFRecommender(n_components=2, max_iter=100).fit(ratings)
+    matrix, movie_ids = build_matrix(ratings)
+    w, h = NMFRecommender(n_components=2).warm_start(matrix, movie_ids, previous)
+    assert np.array_equal(h, previous.components_)
+    assert w.shape == (matrix.shape[0], 2)
+    assert (w >= 0).all()
+    assert np.allclose(w[0], previous.fold_in(dict(zip(*_row(ratings, 0), strict=True))), rtol=0.2)
+
+
+def test_a_refit_with_other_hyperparameters_starts_cold() -> None:
+    ratings, _ = checkerboard()
+    previous = NMFRecommender(n_components=2, max_iter=50).fit(ratings)
+    assert (
+        not NMFRecommender(n_components=3, max_iter=50)
+        .fit(ratings, previous=previous)
+        .warm_started_
+    )
+    other_alpha = NMFRecommender(n_components=2, alpha=0.1, max_iter=50)
+    assert not other_alpha.fit(ratings, previous=previous).warm_started_
+
+
+def _row(ratings: pd.DataFrame, user: int) -> tuple[list[int], list[float]]:
+    mine = ratings.loc[ratings["user_id"] == user]
+    return mine["movie_id"].tolist(), mine["rating"].astype(float).tolist()
