@@ -7,6 +7,13 @@ its peak memory (max RSS) is its own.
 
     uv run python benchmarks/bench_fit.py                 # small + 1M
     uv run python benchmarks/bench_fit.py --sizes small,1M,10M,25M --repeat 1
+    uv run python benchmarks/bench_fit.py --warm 1M       # warm-started refit vs cold fit
+
+``--warm SIZE`` measures the everyday refit: a model fitted on the data minus 1% of its ratings
+(the ones that arrived since), then, in the same process and alternating, a cold fit and a
+warm-started fit (``fit(..., previous=model)``) on all of it; it reports the time ratio, the
+reconstruction errors, and on ml-latest-small (``--warm small``) the held-out new-member NDCG@10
+of both (users of one new-user fold, k = 1, 3, 5, 10, 20 revealed).
 """
 
 from __future__ import annotations
@@ -104,12 +111,90 @@ def one(size: str, model: str) -> dict[str, float]:
     }
 
 
+def warm_vs_cold(size: str, repeat: int, warm_iter: int) -> None:
+    """Time a cold fit and a warm-started refit after 1% new ratings, side by side."""
+    from recommender import NMFRecommender, load_dataset
+    from recommender.evaluation import case_measures, new_user_folds
+
+    cases = {}
+    if size == "small":
+        data = load_dataset(movielens_source(), progress=False)
+        fold = next(new_user_folds(data.ratings, 5, (1, 3, 5, 10, 20), seed=0))
+        ratings, cases = fold.train.reset_index(drop=True), fold.cases
+    else:
+        n_users, n_movies = SHAPES[size]
+        ratings = synthetic_ratings(int(float(size[:-1]) * 1e6), n_users, n_movies)
+    rng = np.random.default_rng(0)
+    arrived = rng.random(len(ratings)) < 0.01
+    previous = NMFRecommender().fit(ratings.loc[~arrived])
+    runs: dict[str, list[float]] = {"cold": [], "warm": []}
+    models: dict[str, NMFRecommender] = {}
+    for _ in range(repeat):
+        for kind in runs:  # alternate, so both see the same machine load
+            started = time.perf_counter()
+            model = NMFRecommender(warm_iter=warm_iter)
+            model.fit(ratings, previous=previous if kind == "warm" else None)
+            runs[kind].append(time.perf_counter() - started)
+            models[kind] = model
+    cold_s, warm_s = (float(np.median(runs[k])) for k in ("cold", "warm"))
+    rows = [
+        [
+            kind,
+            f"{float(np.median(runs[kind])):.2f}",
+            str(models[kind].n_iter_),
+            f"{models[kind].reconstruction_err_:,.1f}",
+        ]
+        for kind in runs
+    ]
+    print(f"Machine: {machine()}\n")
+    print(
+        f"{'ml-latest-small (one new-user fold held out)' if size == 'small' else size}: "
+        f"{len(ratings):,} ratings, {int(arrived.sum()):,} (1%) new since the previous fit; "
+        f"NMF k=100; median of {repeat}\n"
+    )
+    print(table(["fit", "seconds", "iterations", "reconstruction error"], rows))
+    print(f"\nwarm / cold time: {warm_s / cold_s:.2f}")
+    if cases:
+        per_user = {
+            kind: {s: case_measures(m, c)["ndcg"] for s, c in cases.items()}
+            for kind, m in models.items()
+        }
+        rows = []
+        for s in [*cases, "mean over k"]:
+            if s in cases:
+                cold, warm = per_user["cold"][s], per_user["warm"][s]
+            else:  # the mean of the per-k means (no paired standard error)
+                cold, warm = (
+                    np.array([np.mean([per_user[kind][k].mean() for k in cases])])
+                    for kind in ("cold", "warm")
+                )
+            diff = warm - cold
+            se = diff.std(ddof=1) / np.sqrt(diff.size) if diff.size > 1 else float("nan")
+            rows.append(
+                [
+                    s,
+                    str(len(cases[s])) if s in cases else "",
+                    f"{cold.mean():.4f}",
+                    f"{warm.mean():.4f}",
+                    f"{diff.mean():+.4f}",
+                    "" if np.isnan(se) else f"{se:.4f}",
+                ]
+            )
+        print("\nHeld-out new members, NDCG@10 (se = standard error of the paired difference):\n")
+        print(table(["revealed", "users", "cold", "warm", "warm - cold", "se"], rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="small,1M")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--one", nargs=2, metavar=("SIZE", "MODEL"), help=argparse.SUPPRESS)
+    parser.add_argument("--warm", metavar="SIZE", help="warm refit vs cold fit on this size")
+    parser.add_argument("--warm-iter", type=int, default=30, help="warm refit iterations")
     args = parser.parse_args()
+    if args.warm:
+        warm_vs_cold(args.warm, args.repeat, args.warm_iter)
+        return
     if args.one:
         print(json.dumps(one(*args.one)))
         return
