@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from recommender.base import Recommender
+from recommender.base import Picks, Recommender, UserRatings
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +182,41 @@ def case_measures(
         picked = ranks[model.columns(recommended.tolist())]
         values["popularity_rank"].append(float(picked.mean()) if picked.size else np.nan)
     return {measure: np.asarray(v, dtype=np.float64) for measure, v in values.items()}
+
+
+class Discovering(Recommender):
+    """Serve ``model``'s "fewer blockbusters" lists (``discover=strength``), for evaluation.
+
+    Fits and scores exactly as ``model``; only the ranking adds the popularity penalty.
+    """
+
+    def __init__(self, model: Recommender, strength: float) -> None:
+        self.model = model
+        self.strength = strength
+
+    def fit(self, ratings: pd.DataFrame) -> Discovering:
+        """Fit the wrapped model."""
+        self.model.fit(ratings)
+        self.item_ids_ = self.model.item_ids_
+        self.item_counts_ = self.model.item_counts_
+        return self
+
+    def _score_known(self, cols: np.ndarray, vals: np.ndarray) -> np.ndarray:
+        return self.model._score_known(cols, vals)
+
+    def recommend(
+        self,
+        user_ratings: UserRatings,
+        n: int = 10,
+        *,
+        exclude: Collection[int] = (),
+        allowed: np.ndarray | None = None,
+        discover: float = 0.0,
+    ) -> Picks:
+        """Return the wrapped model's list with this wrapper's ``strength`` (or ``discover``)."""
+        return self.model.recommend(
+            user_ratings, n, exclude=exclude, allowed=allowed, discover=discover or self.strength
+        )
 
 
 def mean_and_se(values: np.ndarray) -> tuple[float, float]:

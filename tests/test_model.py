@@ -271,3 +271,16 @@ def test_a_refit_with_other_hyperparameters_starts_cold() -> None:
 def _row(ratings: pd.DataFrame, user: int) -> tuple[list[int], list[float]]:
     mine = ratings.loc[ratings["user_id"] == user]
     return mine["movie_id"].tolist(), mine["rating"].astype(float).tolist()
+
+
+def test_discover_trades_blockbusters_for_less_rated_movies() -> None:
+    from recommender.base import discovery_scores
+
+    scores = np.array([1.0, 0.9, 0.8, -np.inf])
+    counts = np.array([1000, 10, 1, 5])
+    assert np.array_equal(discovery_scores(scores, counts, 0.0), scores)
+    pushed = discovery_scores(scores, counts, 1.0)
+    assert np.argmax(pushed) == 1  # the blockbuster loses its lead
+    assert pushed[3] == -np.inf  # what was never allowed stays out
+    ranking = np.argsort(-discovery_scores(scores, counts, 10.0))[:3]
+    assert ranking.tolist() == [2, 1, 0]  # a huge strength ranks by rarity

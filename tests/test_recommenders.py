@@ -122,3 +122,10 @@ def test_ease_never_recommends_movies_outside_its_catalog() -> None:
     assert not {500, 501} & set(picks.movie_ids)
     assert len(picks) == N_ITEMS - 1
     assert all(m - 100 < 10 for m in picks.movie_ids[:5])  # its own block first
+
+
+def test_discover_zero_is_the_usual_list_and_discovery_keeps_the_rules(model: Recommender) -> None:
+    assert model.recommend(USER, n=8, discover=0.0) == model.recommend(USER, n=8)
+    picks = model.recommend(USER, n=N_ITEMS, exclude=[102], discover=0.5)
+    assert set(picks.movie_ids).isdisjoint({*USER, 102})
+    assert list(picks.scores) == sorted(picks.scores, reverse=True)

@@ -47,6 +47,13 @@ def _nmf(**params: Any) -> Callable[[], NMFRecommender]:
     return lambda: NMFRecommender(**params)
 
 
+def _discovering(strength: float, **params: Any) -> Callable[[], Any]:
+    from recommender import NMFRecommender
+    from recommender.evaluation import Discovering
+
+    return lambda: Discovering(NMFRecommender(**params), strength)
+
+
 def models_for(args: argparse.Namespace) -> dict[str, ModelFactory]:
     """Return the models to compare: the baselines plus one NMF per swept setting."""
     from recommender.baselines import (
@@ -66,15 +73,17 @@ def models_for(args: argparse.Namespace) -> dict[str, ModelFactory]:
     if not args.no_ease:
         for l2 in args.ease_l2:
             models[f"EASE l2={l2:g}"] = functools.partial(EASERecommender, l2=l2)
+    first = {
+        "n_components": args.components[0],
+        "alpha": args.alpha[0],
+        "max_iter": args.max_iter[0],
+    }
     if args.tuned:
         from recommender.tuning import TunedNMFRecommender
 
-        start = {
-            "n_components": args.components[0],
-            "alpha": args.alpha[0],
-            "max_iter": args.max_iter[0],
-        }
-        models["NMF tuned"] = functools.partial(TunedNMFRecommender, start=start)
+        models["NMF tuned"] = functools.partial(TunedNMFRecommender, start=first)
+    for strength in args.discover:
+        models[f"NMF discover={strength:g}"] = _discovering(strength, **first)
     for components, alpha, iterations in itertools.product(
         args.components, args.alpha, args.max_iter
     ):
@@ -240,6 +249,13 @@ def add_commands(sub: Any) -> None:
         action="store_true",
         help="add an NMF whose factors and alpha are tuned on each fold's training users, "
         "starting from the first --components/--alpha",
+    )
+    ev.add_argument(
+        "--discover",
+        type=_floats,
+        default=(),
+        help="add the first NMF setting's 'fewer blockbusters' lists at these strengths "
+        "(e.g. 0.1,0.3)",
     )
     ev.add_argument(
         "--no-knn", action="store_true", help="skip item-kNN (memory grows with movies²)"
