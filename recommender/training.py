@@ -24,6 +24,7 @@ def fit_bundle(
     holdout_seed: int = 0,
     tune: bool = False,
     previous_tuning: Tuning | None = None,
+    previous_model: NMFRecommender | None = None,
     **params: Any,
 ) -> ModelBundle:
     """Fit an :class:`NMFRecommender` on MovieLens plus chat ratings and bundle it for saving.
@@ -40,6 +41,10 @@ def fit_bundle(
     the held-out ones), centred on ``params``; the choice is in ``metadata.tuning``. A
     ``previous_tuning`` made on the same data from the same start (same
     :func:`~recommender.tuning.tuning_key`) is reused instead of tuning again.
+
+    With ``previous_model`` (fitted with the same ``n_components`` and ``alpha``) the fit is
+    warm-started from its movie factors: a quarter to a third of a cold fit's time
+    (docs/benchmarks.md); with other parameters it starts cold.
     """
     started = time.perf_counter()
     chat = None
@@ -58,7 +63,7 @@ def fit_bundle(
         else:
             tuning = tune_nmf(train, params, fingerprint=dataset.fingerprint)
         params = tuning.params
-    model = NMFRecommender(**params).fit(train, chat)
+    model = NMFRecommender(**params).fit(train, chat, previous=previous_model)
     quality = quick_quality(model, train, held_out) if held_out is not None else {}
     combined = train if chat is None else pd.concat([train, chat])
     metadata = ModelMetadata(
