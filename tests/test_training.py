@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from recommender import Dataset, fit_bundle
+from recommender import Dataset, fit_bundle, load_dataset
 from recommender.training import split_users
+from tests.helpers import write_tiny_csv
+from tests.test_tuning import START
 
 
 def test_split_users_keeps_each_user_whole(movielens: Dataset) -> None:
@@ -20,3 +24,11 @@ def test_holdout_quality_is_measured_and_beats_popular_picks(movielens: Dataset)
     assert quality["users"] >= 50
     assert quality["ndcg_model"] > quality["ndcg_popular"] > 0
     assert bundle.metadata.n_users == 610 - 61
+
+
+def test_fit_bundle_warm_starts_from_a_previous_model(tmp_path: Path) -> None:
+    data = load_dataset(write_tiny_csv(tmp_path), progress=False)
+    first = fit_bundle(data, **START).model
+    again = fit_bundle(data, previous_model=first, **START).model
+    assert again.warm_started_
+    assert not fit_bundle(data, previous_model=first, **{**START, "alpha": 0.5}).model.warm_started_

@@ -83,11 +83,3 @@ def test_tuned_recommender_serves_the_tuned_model() -> None:
     model = TunedNMFRecommender(start=START).fit(checkerboard()[0])
     assert model.model_.get_params()["alpha"] == model.tuning_.params["alpha"]
     assert model.recommend({100: 5.0}, n=3) == model.model_.recommend({100: 5.0}, n=3)
-
-
-def test_fit_bundle_warm_starts_from_a_previous_model(tmp_path: Path) -> None:
-    data = load_dataset(write_tiny_csv(tmp_path), progress=False)
-    first = fit_bundle(data, **START).model
-    again = fit_bundle(data, previous_model=first, **START).model
-    assert again.warm_started_
-    assert not fit_bundle(data, previous_model=first, **{**START, "alpha": 0.5}).model.warm_started_
