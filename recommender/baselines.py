@@ -140,14 +140,14 @@ class EASERecommender(Recommender):
 
     Parameters
     ----------
-    l2 : float, default=10000.0
+    l2 : float, default=30000.0
         The ridge λ added to the Gram matrix's diagonal; a larger λ leans toward popular movies.
-        Chosen with ``moviebot evaluate --ease-l2`` on the new-member protocol (docs/evaluation.md).
+        Chosen with ``moviebot evaluate --ease-l2`` on the new-member protocol (docs/tuning.md).
     min_ratings : int, default=5
         Ratings a movie needs to be in the catalog.
     """
 
-    def __init__(self, l2: float = 10_000.0, min_ratings: int = 5) -> None:
+    def __init__(self, l2: float = 30_000.0, min_ratings: int = 5) -> None:
         self.l2 = l2
         self.min_ratings = min_ratings
 

@@ -290,7 +290,7 @@ def test_evaluate_and_report(
         "most popular",
         "damped mean",
         "PureSVD k=50",
-        "EASE l2=10000",
+        "EASE l2=30000",
         "NMF tuned",
         "NMF k=3 alpha=0.03 it=100",
     }

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from recommender.evaluation import ModelFactory
 
 DEFAULT_REVEAL = (1, 3, 5, 10, 20)  # recommender.evaluation.DEFAULT_REVEAL, without importing it
-EASE_L2 = 10000.0  # recommender.baselines.EASERecommender's default, without importing it
+EASE_L2 = 30000.0  # recommender.baselines.EASERecommender's default, without importing it
 
 
 def _ints(text: str) -> tuple[int, ...]:
