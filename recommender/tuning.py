@@ -53,7 +53,7 @@ TUNING_VERSION = 1
 NEW_MEMBER_WEIGHT = 0.75
 """Weight of new-member quality in the tuning score; warm-member quality has the rest."""
 TUNING_REVEAL = (1, 3, 5, 10, 20)
-BLEND_BELOW = (2, 3, 5, 8)
+BLEND_BELOW = (2, 3, 4, 5, 6, 8)
 """Candidates for ``blend_below`` (how many ratings before the model is trusted alone)."""
 Point = tuple[int, float, int]
 """A grid point: (``n_components``, ``alpha``, ``blend_below``)."""

@@ -40,7 +40,7 @@ def test_tuning_picks_a_measured_point_and_reports_its_standard_errors() -> None
     assert chosen in points
     assert len(fits) in {5, 7}  # three alphas, two sizes, and two finer alphas if it moved
     assert len(fits) == 5 or chosen[1] != 0.01
-    assert {b for k, alpha, b in points if (k, alpha) == chosen[:2]} == {2, 3, 5, 8}
+    assert {b for k, alpha, b in points if (k, alpha) == chosen[:2]} == {2, 3, 4, 5, 6, 8}
     assert tuning.params["max_iter"] == 60  # what is not tuned is kept
     assert tuning.score.diff_se == 0
     assert all(s.score_se >= 0 and s.new_member_se >= 0 for s in tuning.grid)
