@@ -113,15 +113,19 @@ def _refuse(message: str) -> ImportFormatError:
     return ImportFormatError(message)
 
 
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _decode(data: bytes, name: str) -> str:
     """Return the text of a CSV in UTF-8 (with or without BOM) or cp1252, else refuse it."""
     if data.startswith(_UTF16_BOMS):
         raise _refuse(
-            f"{name} is saved as UTF-16, which I can't read; export it again as UTF-8 CSV, "
+            f"{_cap(name)} is saved as UTF-16, which I can't read; export it again as UTF-8 CSV, "
             f"or upload {WHAT_TO_UPLOAD}."
         )
     if b"\x00" in data:
-        raise _refuse(f"{name} isn't a text file; please upload {WHAT_TO_UPLOAD}.")
+        raise _refuse(f"{_cap(name)} isn't a text file; please upload {WHAT_TO_UPLOAD}.")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -130,11 +134,11 @@ def _decode(data: bytes, name: str) -> str:
         except UnicodeDecodeError:
             raise _refuse(
                 f"I can't read the text of {name} (it is neither UTF-8 nor Windows-1252); "
-                f"please upload {WHAT_TO_UPLOAD} as it was exported."
+                "please upload the export exactly as the site made it, or save it as UTF-8 CSV."
             ) from None
     controls = sum(1 for ch in text if ch < " " and ch not in "\t\r\n")
     if controls > max(2, len(text) // 100):
-        raise _refuse(f"{name} isn't a text file; please upload {WHAT_TO_UPLOAD}.")
+        raise _refuse(f"{_cap(name)} isn't a text file; please upload {WHAT_TO_UPLOAD}.")
     return text
 
 
@@ -171,7 +175,7 @@ def _read_table(data: bytes, name: str) -> _Table:
     """Decode and split a CSV into its header and rows, enforcing the size limits."""
     text = _decode(data, name)
     if not text.strip():
-        raise _refuse(f"{name} is empty; please upload {WHAT_TO_UPLOAD}.")
+        raise _refuse(f"{_cap(name)} is empty; please upload {WHAT_TO_UPLOAD}.")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
     header: dict[str, int] | None = None
     rows: list[tuple[int, tuple[str, ...]]] = []
@@ -189,15 +193,15 @@ def _read_table(data: bytes, name: str) -> _Table:
             rows.append((first_line, tuple(cells)))
             if len(rows) > MAX_ROWS:
                 raise _refuse(
-                    f"{name} has more than {MAX_ROWS:,} rows; please upload only your ratings "
-                    f"({WHAT_TO_UPLOAD})."
+                    f"{_cap(name)} has more than {MAX_ROWS:,} rows; please split it into files "
+                    f"of at most {MAX_ROWS:,} ratings and upload them one at a time."
                 )
     except csv.Error:
         raise _refuse(
-            f"{name} isn't a CSV I can read (line {line}); please upload {WHAT_TO_UPLOAD}."
+            f"{_cap(name)} isn't a CSV I can read (line {line}); please upload {WHAT_TO_UPLOAD}."
         ) from None
     if header is None:
-        raise _refuse(f"{name} is empty; please upload {WHAT_TO_UPLOAD}.")
+        raise _refuse(f"{_cap(name)} is empty; please upload {WHAT_TO_UPLOAD}.")
     return _Table(name, header, tuple(rows))
 
 
@@ -546,7 +550,7 @@ def _kind(table: _Table) -> str:
         return "moviebot"
     if {"date", "name", "year"} <= names:
         raise _refuse(
-            f"{table.name} is a Letterboxd list without ratings; please upload the whole "
+            f"{_cap(table.name)} is a Letterboxd list without ratings; please upload the whole "
             "Letterboxd export .zip, or its ratings.csv or diary.csv."
         )
     raise _refuse(f"I don't recognise the columns of {table.name}; please upload {WHAT_TO_UPLOAD}.")
@@ -554,7 +558,9 @@ def _kind(table: _Table) -> str:
 
 def _parse_zip(data: bytes, catalog: Catalog) -> ParsedImport:
     files = _read_zip(data)
-    tables = {name: _read_table(content, name) for name, content in files.items()}
+    tables = {
+        name: _read_table(content, f"the {name} in that zip") for name, content in files.items()
+    }
     kinds = {name: _kind(table) for name, table in tables.items()}
     letterboxd = {n for n, k in kinds.items() if k.startswith("letterboxd")}
     if letterboxd != set(tables):
@@ -586,7 +592,7 @@ def parse_export(data: bytes, filename: str, catalog: Catalog) -> ParsedImport:
         The uploaded file: a Letterboxd export zip, or a Letterboxd ``ratings.csv`` /
         ``diary.csv``, an IMDb ratings CSV, or this bot's /export CSV.
     filename : str
-        Only used to name the file in messages; the format comes from the header row.
+        Only logged; the format comes from the header row, and messages never echo the name.
     catalog : Catalog
         The movies ratings can be matched to.
 
@@ -595,20 +601,22 @@ def parse_export(data: bytes, filename: str, catalog: Catalog) -> ParsedImport:
     ImportFormatError
         The upload is too big, empty, binary, in an unknown encoding, or not an export we know.
     """
-    name = PurePosixPath(filename.replace("\\", "/")).name[:80] or "That file"
+    # The member's file name is never echoed back: it is theirs to fill with mentions.
+    name = "that file"
     if len(data) > MAX_BYTES:
         raise _refuse(
-            f"{name} is larger than {MAX_BYTES // 1_000_000} MB; please upload only "
+            f"{_cap(name)} is larger than {MAX_BYTES // 1_000_000} MB; please upload only "
             f"{WHAT_TO_UPLOAD}."
         )
     if not data.strip():
-        raise _refuse(f"{name} is empty; please upload {WHAT_TO_UPLOAD}.")
+        raise _refuse(f"{_cap(name)} is empty; please upload {WHAT_TO_UPLOAD}.")
     if data.startswith(_ZIP_MAGIC):
         parsed = _parse_zip(data, catalog)
     else:
         parsed = _parse_table(_read_table(data, name), catalog)
     log.info(
-        "Parsed a %s export: %d matched, %d unmatched, skipped %s",
+        "Parsed %r as a %s export: %d matched, %d unmatched, skipped %s",
+        filename[:100],
         parsed.format,
         len(parsed.ratings),
         len(parsed.unmatched),

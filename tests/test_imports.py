@@ -332,6 +332,18 @@ def test_unrecognised_header_is_refused(tiny_catalog: Catalog, name: str, hint: 
     assert "Letterboxd" in message
 
 
+def test_refusals_never_echo_the_file_name(tiny_catalog: Catalog) -> None:
+    message = refusal(b"Title,Year\nHeat,1995\n", tiny_catalog, "@everyone **hi**.csv")
+    assert "@" not in message
+    assert "everyone" not in message
+
+
+def test_a_bad_file_inside_a_zip_is_named(tiny_catalog: Catalog) -> None:
+    data = letterboxd_zip({"export/diary.csv": b"\n\n"})
+    message = refusal(data, tiny_catalog, "export.zip")
+    assert message.startswith("The diary.csv in that zip is empty")
+
+
 def test_format_comes_from_the_header_not_the_name(tiny_catalog: Catalog) -> None:
     raw = (DATA / "imdb-ratings.csv").read_bytes()
     assert parse_export(raw, "letterboxd-diary.zip", tiny_catalog).format == "imdb"
