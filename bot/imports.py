@@ -341,7 +341,10 @@ def _order(priority: int, rating: ImportedRating) -> tuple[int, int, int]:
 
 def _several(movies: Sequence[Movie]) -> str:
     movies = sorted(movies, key=lambda m: (m.year or 0, m.movie_id))
-    shown = "; ".join(m.label for m in movies[:5])
+    labels = [m.label for m in movies]
+    if len(set(labels)) < len(labels):  # MovieLens lists a few films twice
+        labels = [f"{m.label} (id {m.movie_id})" for m in movies]
+    shown = "; ".join(labels[:5])
     more = f" and {len(movies) - 5} more" if len(movies) > 5 else ""
     return f"several matches: {shown}{more}"
 

@@ -399,3 +399,21 @@ def test_well_known_letterboxd_rows_match_the_real_catalog(catalog: Catalog) -> 
         "Spirited Away (Sen to Chihiro no kamikakushi) (2001)",
     ]
     assert [(u.title, u.reason) for u in parsed.unmatched] == [("Barbie", "no match")]
+
+
+def test_imdb_ids_match_the_real_catalog(catalog: Catalog) -> None:
+    data = (
+        "Const,Your Rating,Date Rated,Title,Title Type,Year\n"
+        "tt0111161,10,2024-01-01,The Shawshank Redemption,Movie,1994\n"
+        "tt0211915,8,2024-01-01,Amélie,Movie,2001\n"
+        "tt15398776,9,2024-01-01,Oppenheimer,Movie,2023\n"
+    ).encode()
+    parsed = parse_export(data, "ratings.csv", catalog)
+    assert [(r.movie_id, r.rating) for r in parsed.ratings] == [(318, 5.0), (4973, 4.0)]
+    assert [u.title for u in parsed.unmatched] == ["Oppenheimer"]
+
+
+def test_films_listed_twice_by_movielens_are_named_with_their_ids(catalog: Catalog) -> None:
+    data = (LETTERBOXD_HEADER + "2024-01-01,Emma,1996,u,4\n").encode()
+    (unmatched,) = parse_export(data, "ratings.csv", catalog).unmatched
+    assert unmatched.reason.startswith("several matches: Emma (1996) (id ")
