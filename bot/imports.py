@@ -48,6 +48,7 @@ WHAT_TO_UPLOAD = (
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_AKA = re.compile(r"^(?:a\.k\.a\.|aka)\s+", re.IGNORECASE)
 _IMDB_ID = re.compile(r"^tt(\d{1,10})$", re.IGNORECASE)
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -349,6 +350,16 @@ def _several(movies: Sequence[Movie]) -> str:
     return f"several matches: {shown}{more}"
 
 
+def _same_title(movie: Movie, folded: str) -> bool:
+    """Return True if a title of ``movie`` folds to ``folded``.
+
+    Search scores only the first words of a long query, so a title of more than a dozen words
+    ranks as a prefix match of itself; this tells the two apart.
+    """
+    main, alternates, _ = split_title(movie.title)
+    return any(fold(_AKA.sub("", name)) == folded for name in (main, *alternates))
+
+
 class _TitleMatcher:
     """Match a (title, year) pair to one catalog movie, or explain why not. Never guesses.
 
@@ -373,7 +384,13 @@ class _TitleMatcher:
 
     def _match(self, query: str, year: int | None) -> Movie | str:
         hits = self.catalog.search(query, MAX_SEARCH, typos=False)
-        exact = [h.movie for h in hits if h.score >= EXACT_ALT_BARE]
+        folded = fold(query)
+        exact = [
+            h.movie
+            for h in hits
+            if h.score >= EXACT_ALT_BARE
+            or (h.score >= STARTS_WITH and _same_title(h.movie, folded))
+        ]
         if year is None:
             if len(exact) == 1:
                 return exact[0]

@@ -24,6 +24,7 @@ from tests.helpers import TINY_MOVIES
 
 DATA = Path(__file__).parent / "data" / "imports"
 
+STRANGELOVE = "Dr. Strangelove or: How I Learned to Stop Worrying and Love the Bomb"
 EXTRA_MOVIES = [
     (20, "Matrix, The (1999)", "Action|Sci-Fi", 133093, 603),
     (21, "Seven (a.k.a. Se7en) (1995)", "Mystery|Thriller", 114369, 807),
@@ -32,6 +33,7 @@ EXTRA_MOVIES = [
     (24, "Crash (2004)", "Crime|Drama", 375679, 1640),
     (25, "Crash (2006)", "Drama", 9999991, None),  # made up, to make "Crash 2005" ambiguous
     (26, "Star Wars: Episode IV - A New Hope (1977)", "Action|Sci-Fi", 76759, 11),
+    (27, f"{STRANGELOVE} (1964)", "Comedy|War", 57012, 935),
 ]
 
 LETTERBOXD_HEADER = "Date,Name,Year,Letterboxd URI,Rating\n"
@@ -132,6 +134,11 @@ def test_letterboxd_takes_a_unique_title_start_only_with_the_exact_year(
     assert [(u.title, u.year, u.reason) for u in parsed.unmatched] == [
         ("Star Wars", 1978, "no match")
     ]
+
+
+def test_letterboxd_long_titles_match_a_year_off(tiny_catalog: Catalog) -> None:
+    data = (LETTERBOXD_HEADER + f"2024-01-01,{STRANGELOVE},1965,u,5\n").encode()
+    assert [r.movie_id for r in parse_export(data, "r.csv", tiny_catalog).ratings] == [27]
 
 
 def test_letterboxd_reads_trailing_article_titles(tiny_catalog: Catalog) -> None:
