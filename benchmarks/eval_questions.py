@@ -22,7 +22,13 @@ import numpy as np
 
 from benchmarks._common import machine, movielens_source, table
 from recommender import NMFRecommender, load_dataset
-from recommender.questions import _candidates, _popular_first, default_rules, evaluate_questions
+from recommender.questions import (
+    _candidates,
+    _popular_first,
+    default_rules,
+    evaluate_questions,
+    next_question,
+)
 
 
 def _unit(values: np.ndarray) -> np.ndarray:
@@ -99,6 +105,41 @@ def pure_diversity(new_power: float) -> Callable[..., int | None]:
     return rule
 
 
+def same_stars(
+    model: NMFRecommender,
+    ratings: Mapping[int, float],
+    asked: Collection[int],
+    *,
+    allowed: np.ndarray | None = None,
+    pool: int = 500,
+) -> int | None:
+    """Tried rule: next_question as if every answer were 4 stars (seen matters, not stars)."""
+    return next_question(
+        model, dict.fromkeys(ratings, 4.0), [*asked, *ratings], allowed=allowed, pool=pool
+    )
+
+
+def raw_early(
+    model: NMFRecommender,
+    ratings: Mapping[int, float],
+    asked: Collection[int],
+    *,
+    allowed: np.ndarray | None = None,
+    pool: int = 500,
+) -> int | None:
+    """Tried rule: most rated first, then raw fold-in scores while the model would still blend."""
+    if len(ratings) >= model.blend_below:
+        return next_question(model, ratings, asked, allowed=allowed, pool=pool)
+    remaining = np.flatnonzero(_candidates(model, ratings, asked, allowed))
+    if remaining.size == 0:
+        return None
+    cols = _popular_first(model, remaining)[:pool]
+    if model.known_ratings(ratings)[0].size == 0:
+        return int(model.item_ids_[cols[0]])
+    raw = model.fold_in(ratings) @ model.components_[:, cols]
+    return int(model.item_ids_[cols[int(np.argmax(raw))]])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", type=int, default=5)
@@ -120,6 +161,8 @@ def main(argv: list[str] | None = None) -> None:
             "score x popularity^0.5 x distance^0.05": variant(0.5, 0.05),
             "score x distance-to-unseen^0.5": variant(0.0, 0.0, 0.5),
             "score x popularity^0.5 x distance-to-unseen^0.25": variant(0.5, 0.0, 0.25),
+            "score as if every answer were 4 stars": same_stars,
+            "most rated, then raw fold-in below 3 answers": raw_early,
         }
     started = time.perf_counter()
     rows = evaluate_questions(
