@@ -12,9 +12,10 @@ has most likely seen, and among those about the film the model would recommend t
 NMF treats a missing rating as 0, so its scores grow with the chance a member has rated a film at
 all; asking about the top of the current list finds seen films far more often than a diverse
 question does, and each "seen" answer both adds a rating and clears a film the member already
-knows off their list. Diversity in factor space and a log-popularity prior were tried and lost
-(``docs/onboarding.md``). :func:`evaluate_questions` measures the rule against asking the most
-popular films in order and random films.
+knows off their list. Max-min diversity in factor space was tried and lost clearly; a
+log-popularity prior and a touch of diversity only tied (``docs/onboarding.md``).
+:func:`evaluate_questions` measures the rule against asking the most popular films in order and
+random films.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import logging
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -36,20 +36,6 @@ log = logging.getLogger(__name__)
 HOLDOUT = 0.2
 DEFAULT_QUESTIONS = (10, 20)
 BASELINE = "most popular"
-
-
-class QuestionRule(Protocol):
-    """Pick the next movie to ask about, or None when there is nothing left to ask."""
-
-    def __call__(
-        self,
-        model: NMFRecommender,
-        ratings: Mapping[int, float],
-        asked: Collection[int],
-        *,
-        allowed: np.ndarray | None = None,
-        pool: int = 500,
-    ) -> int | None: ...
 
 
 def _candidates(
