@@ -107,10 +107,13 @@ def top_n(
     if allowed is not None:
         values[~allowed] = -np.inf
     k = min(n, values.size)
-    part = np.argpartition(values, values.size - k)[values.size - k :]
-    part = part[np.isfinite(values[part])]
+    kth = np.partition(values, values.size - k)[values.size - k]
+    # Every column tied with the k-th value competes, so ties break by the rule, not by chance.
+    part = (
+        np.flatnonzero(values >= kth) if np.isfinite(kth) else np.flatnonzero(np.isfinite(values))
+    )
     order = np.lexsort((item_ids[part], -item_counts[part], -values[part]))
-    return part[order]
+    return part[order][:k]
 
 
 def discovery_scores(scores: np.ndarray, item_counts: np.ndarray, strength: float) -> np.ndarray:

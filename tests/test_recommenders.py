@@ -129,3 +129,18 @@ def test_discover_zero_is_the_usual_list_and_discovery_keeps_the_rules(model: Re
     picks = model.recommend(USER, n=N_ITEMS, exclude=[102], discover=0.5)
     assert set(picks.movie_ids).isdisjoint({*USER, 102})
     assert list(picks.scores) == sorted(picks.scores, reverse=True)
+
+
+def test_ties_at_the_cut_go_to_the_most_rated_then_the_lowest_id() -> None:
+    import pandas as pd
+
+    # Four films with the same count and the same mean: popularity ties everywhere.
+    ratings = pd.DataFrame(
+        [(u, m, 4.0) for u in range(5) for m in (40, 30, 20, 10)]
+        + [(u, 50, 4.0) for u in range(3)],
+        columns=["user_id", "movie_id", "rating"],
+    )
+    model = PopularityRecommender("count").fit(ratings)
+    assert model.recommend({}, n=1).movie_ids == (10,)
+    assert model.recommend({}, n=3).movie_ids == (10, 20, 30)
+    assert model.recommend({}, n=9).movie_ids == (10, 20, 30, 40, 50)
