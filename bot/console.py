@@ -198,6 +198,9 @@ class Console:
         await self._show(await self.service.unrate_title(self.user_id, args), fmt.unrated)
 
     async def _recommend(self, args: str) -> None:
+        words = args.split()
+        discover = "discover" in (w.lower() for w in words)
+        args = " ".join(w for w in words if w.lower() != "discover")
         count, genre = 10, args or None
         first, _, rest = args.partition(" ")
         if first[:1].isdigit():
@@ -207,7 +210,7 @@ class Console:
                     f"I can recommend 1 to {MAX_RECOMMENDATIONS} movies at a time."
                 )
             count, genre = number, rest.strip() or None
-        picks = await self.service.recommend(self.user_id, count, genre)
+        picks = await self.service.recommend(self.user_id, count, genre, discover=discover)
         self._last_picks = tuple(p.movie for p in picks.picks)
         self.say(fmt.picks_title(picks))
         for line in fmt.picks_lines(picks):

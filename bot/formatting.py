@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
+from typing import Any
 
 import discord.utils
 
@@ -29,7 +30,10 @@ from recommender.catalog import Movie
 HELP_COMMANDS = (
     ("/rate <title> <rating>", "Rate a movie from 0.5 to 5 stars (half stars allowed)."),
     ("/unrate <title>", "Remove one of your ratings."),
-    ("/recommend [count] [genre]", "Get personal picks (1-25, default 10), optionally one genre."),
+    (
+        "/recommend [count] [genre] [discover]",
+        "Personal picks (1-25, default 10), optionally one genre; discover: fewer blockbusters.",
+    ),
     ("/similar <title>", "Movies closest to one movie."),
     ("/movienight [count] [genre]", "Picks for everyone in your voice channel, and a vote."),
     ("/watched", "This server's watched list (admins: /watched add or remove)."),
@@ -132,7 +136,8 @@ def picks_title(picks: Recommendations) -> str:
     """Return the heading of a recommendation list."""
     genre = f" {picks.genre}" if picks.genre else ""
     if picks.personalized:
-        return f"Your top {len(picks.picks)}{genre} picks"
+        beaten = ", off the beaten path" if picks.discover else ""
+        return f"Your top {len(picks.picks)}{genre} picks{beaten}"
     return f"Popular{genre} picks"
 
 
@@ -195,7 +200,27 @@ def retrained(result: RetrainResult) -> str:
             f"for popular picks, on {int(quality['users'])} held-out MovieLens users "
             "with 5 ratings each."
         )
-    return text
+    return text + " " + model_settings(result.params, result.tuning)
+
+
+def model_settings(params: dict[str, Any], tuning: dict[str, Any]) -> str:
+    """Return the model's settings, and how they were chosen when tuned."""
+    if not params:
+        return ""
+    text = (
+        f"Model: {params.get('n_components')} factors, alpha {params.get('alpha'):g}, "
+        f"{params.get('max_iter')} iterations, blend below {params.get('blend_below')} ratings"
+    )
+    if not tuning:
+        return text + " (as set)."
+    score = tuning.get("score") or {}
+    return text + (
+        f" (self-tuned on {tuning.get('new_members', 0):,} new and "
+        f"{tuning.get('warm_members', 0):,} warm held-out MovieLens members: score "
+        f"{score.get('score', 0):.3f} ± {score.get('score_se', 0):.3f}, new-member NDCG@10 "
+        f"{score.get('new_member', 0):.3f}, warm {score.get('warm_member', 0):.3f}; "
+        f"tuning took {tuning.get('seconds', 0):.0f} s when it ran)."
+    )
 
 
 def candidates_lines(candidates: tuple[Movie, ...]) -> list[str]:

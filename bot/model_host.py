@@ -57,6 +57,7 @@ class ServiceConfig:
     model_path: Path = Path("models/model.joblib")
     refit_min_new_ratings: int = 1
     model_params: dict[str, Any] = field(default_factory=dict)
+    tune: bool = False  # choose n_components and alpha on held-out members at each refit
     busy_timeout_ms: int = 5_000
     stats_min_members: int = 3
     nights: NightConfig = field(default_factory=NightConfig)
@@ -253,6 +254,8 @@ class ModelHost:
                 chat,
                 dict(self.config.model_params),
                 str(staged),
+                tune=self.config.tune,
+                previous_path=str(self.config.model_path),
             )
             bundle = await asyncio.to_thread(load_bundle, staged)
             run = await run_store.get(self.db, run_id)
@@ -291,6 +294,8 @@ class ModelHost:
             n_chat_ratings=metadata.n_chat_ratings,
             n_chat_users=metadata.n_chat_users,
             seconds=seconds,
+            params=dict(metadata.params),
+            tuning=dict(metadata.tuning),
         )
         await rating_store.prune_events(self.db, event_id)
         log.info("Refit (%s) finished in %.1fs and is live", trigger, seconds)
@@ -301,6 +306,8 @@ class ModelHost:
             metadata.n_chat_users,
             metadata.n_movies,
             dict(metadata.quality),
+            dict(metadata.params),
+            dict(metadata.tuning),
         )
 
     async def pending_changes(self) -> int:

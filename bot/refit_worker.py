@@ -10,6 +10,7 @@ puts it in place, and only while its run is still current.
 from __future__ import annotations
 
 import asyncio
+import functools
 import multiprocessing
 import os
 import signal
@@ -36,12 +37,14 @@ def _exit_when_orphaned(parent_pid: int) -> None:
             os._exit(3)  # the bot is gone: nobody will use this fit
 
 
-def _child(send: Connection, parent_pid: int, args: tuple[Any, ...]) -> None:
+def _child(
+    send: Connection, parent_pid: int, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
     # Ctrl-C at a terminal reaches the whole process group; the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
     try:
-        send.send(("ok", fit_and_save(*args)))
+        send.send(("ok", fit_and_save(*args, **kwargs)))
     except BaseException as exc:  # exceptions do not always pickle; their text does
         send.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
@@ -66,7 +69,7 @@ class RefitWorker:
         self._process: multiprocessing.process.BaseProcess | None = None
         self._stopped = False
 
-    async def run(self, *args: Any) -> ModelMetadata:
+    async def run(self, *args: Any, **kwargs: Any) -> ModelMetadata:
         """Fit and save to a staging file in the worker; return the model's metadata.
 
         Raises :class:`RefitStopped` once :meth:`stop` was called (the bot is shutting down).
@@ -75,11 +78,16 @@ class RefitWorker:
             raise RefitStopped("the bot is shutting down")
         if self._executor is not None:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, fit_and_save, *args)
+            return await loop.run_in_executor(
+                self._executor, functools.partial(fit_and_save, *args, **kwargs)
+            )
         context = multiprocessing.get_context("spawn")
         receive, send = context.Pipe(duplex=False)
         process = context.Process(
-            target=_child, args=(send, os.getpid(), args), name="moviebot-refit", daemon=True
+            target=_child,
+            args=(send, os.getpid(), args, kwargs),
+            name="moviebot-refit",
+            daemon=True,
         )
         process.start()
         send.close()  # the child holds the only write end: its exit ends our wait

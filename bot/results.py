@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from recommender.catalog import Movie
 
@@ -75,6 +75,7 @@ class Recommendations:
     warming_up: bool  # True while the first model is being fitted
     genre: str | None = None
     model_missing: bool = False  # no model and none being fitted (the last fit failed)
+    discover: bool = False  # popular films were pushed down for less obvious picks
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,8 @@ class RetrainResult:
     n_chat_users: int
     n_movies: int
     quality: dict[str, float] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)  # the model's parameters
+    tuning: dict[str, Any] = field(default_factory=dict)  # how they were chosen, if tuned
 
 
 @dataclass(frozen=True)

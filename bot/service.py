@@ -43,6 +43,7 @@ from bot.results import (
 )
 from bot.stars import parse_rating
 from recommender import Catalog, ModelBundle, Movie, Picks, single_threaded_blas
+from recommender.base import DISCOVER
 from recommender.catalog import MAX_QUERY_CHARS
 
 log = logging.getLogger(__name__)
@@ -307,11 +308,12 @@ class MovieService:
     # ------------------------------------------------------------------ recommendations
 
     async def recommend(
-        self, user_id: int, count: int = 10, genre: str | None = None
+        self, user_id: int, count: int = 10, genre: str | None = None, *, discover: bool = False
     ) -> Recommendations:
         """Recommend movies from the member's current ratings (folded into the live model).
 
         Films the member dismissed are left out; each pick names the rated films behind it.
+        With ``discover``, popular films are pushed down for less obvious picks.
         """
         if not 1 <= count <= MAX_RECOMMENDATIONS:
             raise UserFacingError(f"I can recommend 1 to {MAX_RECOMMENDATIONS} movies at a time.")
@@ -334,9 +336,9 @@ class MovieService:
                 model_missing=not self.host.fitting,
             )
         found, used = await asyncio.to_thread(
-            self._recommend, bundle, ratings, count, genre_name, hidden
+            self._recommend, bundle, ratings, count, genre_name, hidden, discover
         )
-        return Recommendations(found, used, used > 0, False, genre_name)
+        return Recommendations(found, used, used > 0, False, genre_name, discover=discover)
 
     def _allowed(self, item_ids: np.ndarray, genre: str | None) -> np.ndarray | None:
         return self.catalog.allowed(item_ids, genres=[genre]) if genre else None
@@ -348,11 +350,18 @@ class MovieService:
         count: int,
         genre: str | None,
         hidden: set[int],
+        discover: bool = False,
     ) -> tuple[tuple[Pick, ...], int]:
         model = bundle.model
         allowed = self._allowed(model.item_ids_, genre)
         with single_threaded_blas():
-            picks = model.recommend(ratings, count, exclude=hidden, allowed=allowed)
+            picks = model.recommend(
+                ratings,
+                count,
+                exclude=hidden,
+                allowed=allowed,
+                discover=DISCOVER if discover else 0.0,
+            )
             if picks.n_used == 0:
                 return self._picks(picks), 0
             found = []

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +34,9 @@ class Settings(BaseSettings):
     movie_night_vote_hours: float = Field(default=6.0, gt=0)
     movie_night_check_seconds: float = Field(default=30.0, gt=0)
     import_cooldown_minutes: float = Field(default=60.0, ge=0)
+    model_components: str = "auto"
+    model_alpha: str = "auto"
+    model_max_iter: str = "auto"
 
     @field_validator("discord_token", mode="before")
     @classmethod
@@ -50,6 +55,44 @@ class Settings(BaseSettings):
         if level not in logging.getLevelNamesMapping():
             raise ValueError(f"unknown log level {value!r}")
         return level
+
+    @field_validator("model_components", "model_max_iter")
+    @classmethod
+    def _auto_or_count(cls, value: str) -> str:
+        text = str(value).strip().lower()
+        if text != "auto" and not (text.isascii() and text.isdigit() and 0 < int(text) < 10_000):
+            raise ValueError(f"expected auto or a whole number from 1 to 9999, got {value!r}")
+        return text
+
+    @field_validator("model_alpha")
+    @classmethod
+    def _auto_or_alpha(cls, value: str) -> str:
+        text = str(value).strip().lower()
+        if text == "auto":
+            return text
+        try:
+            number = float(text)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number) or number < 0:
+            raise ValueError(f"expected auto or a number of at least 0, got {value!r}")
+        return text
+
+    def model_params(self) -> tuple[dict[str, Any], bool]:
+        """Return the pinned NMF parameters and whether refits tune the rest.
+
+        Refits tune ``n_components`` and ``alpha`` when both are ``auto``; a number pins that
+        parameter (and a pinned one turns tuning off, the other taking its default).
+        """
+        params: dict[str, Any] = {}
+        if self.model_components != "auto":
+            params["n_components"] = int(self.model_components)
+        if self.model_alpha != "auto":
+            params["alpha"] = float(self.model_alpha)
+        if self.model_max_iter != "auto":
+            params["max_iter"] = int(self.model_max_iter)
+        tune = self.model_components == "auto" and self.model_alpha == "auto"
+        return params, tune
 
     @property
     def has_token(self) -> bool:

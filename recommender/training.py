@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,6 +15,8 @@ from recommender.data import Dataset
 from recommender.model import NMFRecommender
 from recommender.persistence import ModelBundle, ModelMetadata, rating_stats
 from recommender.tuning import Tuning, tune_nmf, tuning_key
+
+log = logging.getLogger(__name__)
 
 CHAT_COLUMNS = ("user_id", "movie_id", "rating")
 
@@ -61,8 +66,12 @@ def fit_bundle(
         if previous_tuning is not None and previous_tuning.key == key:
             tuning = previous_tuning
         else:
-            tuning = tune_nmf(train, params, fingerprint=dataset.fingerprint)
-        params = tuning.params
+            try:
+                tuning = tune_nmf(train, params, fingerprint=dataset.fingerprint)
+            except ValueError as exc:  # too few users to tune on: the defaults it is
+                log.warning("Not tuning the model: %s Using the default settings.", exc)
+        if tuning is not None:
+            params = tuning.params
     model = NMFRecommender(**params).fit(train, chat, previous=previous_model)
     quality = quick_quality(model, train, held_out) if held_out is not None else {}
     combined = train if chat is None else pd.concat([train, chat])
@@ -121,6 +130,28 @@ def quick_quality(
     }
 
 
+def previous_fit(
+    dataset: Dataset, path: str | Path | None
+) -> tuple[NMFRecommender | None, Tuning | None]:
+    """Return the model saved at ``path`` and its tuning, if it was fitted on ``dataset``.
+
+    They let the next fit warm-start and skip re-tuning; a missing, unreadable or foreign
+    model gives (None, None): the next fit starts cold.
+    """
+    from recommender.persistence import ModelFileError, load_bundle
+
+    if path is None or not os.path.isfile(path):
+        return None, None
+    try:
+        previous = load_bundle(path)
+    except ModelFileError:
+        return None, None
+    if previous.metadata.data_fingerprint != dataset.fingerprint:
+        return None, None
+    tuning = Tuning.from_dict(previous.metadata.tuning) if previous.metadata.tuning else None
+    return previous.model, tuning
+
+
 def fit_and_save(
     source: str,
     cache_dir: str,
@@ -128,11 +159,19 @@ def fit_and_save(
     params: dict[str, Any],
     model_path: str,
     holdout: float = 0.05,
+    *,
+    tune: bool = False,
+    previous_path: str | None = None,
 ) -> ModelMetadata:
     """Load the data set, fit, save atomically and return the metadata (runs in a worker process).
 
     Only paths and the (small) chat ratings cross the process boundary; the worker reads the
     cached MovieLens files itself and limits nothing: a refit may use every BLAS thread.
+
+    ``previous_path`` names the model being replaced: fitted on the same data, it warm-starts the
+    fit (when its parameters are the ones chosen now) and its tuning is reused (when the data
+    and the settings are the same), so a refit after a few new ratings costs little. Other data
+    or other settings start cold.
     """
     from pathlib import Path
 
@@ -140,6 +179,15 @@ def fit_and_save(
     from recommender.persistence import save_bundle
 
     dataset = load_dataset(source, Path(cache_dir), progress=False)
-    bundle = fit_bundle(dataset, chat_ratings, holdout=holdout, **params)
+    previous_model, previous_tuning = previous_fit(dataset, previous_path)
+    bundle = fit_bundle(
+        dataset,
+        chat_ratings,
+        holdout=holdout,
+        tune=tune,
+        previous_tuning=previous_tuning,
+        previous_model=previous_model,
+        **params,
+    )
     save_bundle(bundle, Path(model_path))
     return bundle.metadata

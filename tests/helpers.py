@@ -174,9 +174,9 @@ def gate_refits(
     gate = threading.Event()
     real = worker_module.fit_and_save
 
-    def held(*args: Any) -> Any:
+    def held(*args: Any, **kwargs: Any) -> Any:
         gate.wait(seconds if seconds is not None else 30)
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(worker_module, "fit_and_save", held)
     return gate

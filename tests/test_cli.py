@@ -34,6 +34,8 @@ def make_env(folder: Path) -> dict[str, str]:
         "DATA_DIR": str(folder / "data"),
         "DISCORD_TOKEN": "",
         "LOG_LEVEL": "WARNING",
+        "MODEL_COMPONENTS": "3",  # pinned: no test tunes unless it is about tuning
+        "MODEL_ALPHA": "0.03",
     }
 
 
@@ -404,3 +406,35 @@ def test_train_into_a_folder_is_refused_before_fitting(
     assert result.returncode == 2
     assert "is a folder" in result.stderr
     assert "Fitted" not in result.stdout
+
+
+def test_model_settings_hold_for_train_and_every_refit(cli, env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    from recommender import load_bundle
+
+    pinned = {**env, "MODEL_COMPONENTS": "50", "MODEL_ALPHA": "0.01"}
+    trained = cli(["train"], pinned)
+    assert trained.returncode == 0, trained.stderr
+    assert "Model: 50 factors, alpha 0.01" in trained.stdout
+    assert "(as set)" in trained.stdout
+    retrained = cli(["console"], pinned, "/retrain\n")
+    assert "Model: 50 factors, alpha 0.01" in retrained.stdout
+    assert load_bundle(Path(env["MODEL_PATH"])).model.n_components == 50
+    override = cli(["train", "--components", "7"], pinned)
+    assert "Using n_components=7 for this run only" in override.stderr
+    assert load_bundle(Path(env["MODEL_PATH"])).model.n_components == 7
+    again = cli(["console"], pinned, "/retrain\n")  # the setting, not the last run, wins
+    assert "Model: 50 factors" in again.stdout
+
+
+def test_a_bad_model_setting_is_refused_by_name(cli, env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    result = cli(["search", "heat"], {**env, "MODEL_ALPHA": "-1"})
+    assert result.returncode == 2
+    assert "MODEL_ALPHA" in result.stderr
+
+
+def test_discover_pushes_popular_films_down(cli, trained_env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    ask = ["recommend", "--rate", "Casablanca=5", "--rate", "Heat=4", "-n", "11", "--json"]
+    plain = json.loads(cli(ask, trained_env).stdout)["recommendations"]
+    found = json.loads(cli([*ask, "--discover"], trained_env).stdout)["recommendations"]
+    assert {r["movie_id"] for r in plain} == {r["movie_id"] for r in found}  # same films ...
+    assert [r["score"] for r in plain] != [r["score"] for r in found]  # ... scored for novelty

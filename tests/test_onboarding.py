@@ -304,6 +304,8 @@ def test_a_sigkill_during_a_big_import_leaves_the_ratings_as_they_were(tmp_path:
         DISCORD_TOKEN="",
         LOG_LEVEL="WARNING",
         IMPORT_COOLDOWN_MINUTES="0",
+        MODEL_COMPONENTS="3",
+        MODEL_ALPHA="0.03",
     )
     setup = subprocess.run(
         [sys.executable, "-m", "bot", "console"],

@@ -46,6 +46,8 @@ def bot_env(folder: Path, **extra: str) -> dict[str, str]:
         DISCORD_TOKEN="",
         LOG_LEVEL="WARNING",
         REFIT_INTERVAL_MINUTES="0",
+        MODEL_COMPONENTS="3",
+        MODEL_ALPHA="0.03",
     )
     env.update(extra)
     return env

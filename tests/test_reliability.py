@@ -241,6 +241,8 @@ def test_sigkill_during_a_refit_then_restart(movielens_source: str, tmp_path: Pa
         DATA_DIR=str(tmp_path / "data"),
         DISCORD_TOKEN="",
         LOG_LEVEL="WARNING",
+        MODEL_COMPONENTS="100",  # the defaults, pinned: this test is not about tuning
+        MODEL_ALPHA="0.03",
     )
     train = subprocess.run(
         [sys.executable, "-m", "bot", "train"],

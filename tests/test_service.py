@@ -256,7 +256,7 @@ async def test_second_retrain_while_one_runs_is_told_it_is_running(
 async def test_failed_retrain_keeps_the_old_model_and_records_the_error(
     service: MovieService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(*args: object) -> object:
+    def broken(*args: object, **kwargs: object) -> object:
         raise MemoryError("out of memory")
 
     monkeypatch.setattr(worker_module, "fit_and_save", broken)
@@ -347,3 +347,47 @@ async def test_stats_of_a_small_server_reveal_no_ones_rating(service: MovieServi
     text = "\n".join(fmt.stats_lines(stats))
     assert "once 3 members have rated" in text
     assert "Heat" not in text
+
+
+async def test_auto_settings_tune_at_a_refit_and_reuse_the_choice(tmp_path: Path) -> None:
+    import json
+
+    from bot import formatting as fmt
+
+    source = write_blocks(tmp_path / "blocks")  # enough members to tune on
+    start = {"n_components": 3, "alpha": 0.01, "max_iter": 60}
+    async with tiny_service(
+        tmp_path, tune=True, model_params=start, movielens_source=str(source)
+    ) as service:
+        first = await service.retrain("admin")
+        assert first.tuning["new_members"] >= 1
+        assert first.params["n_components"] == first.tuning["params"]["n_components"]
+        assert "self-tuned on" in fmt.retrained(first)
+        stored = model_runs(tmp_path)[0]
+        assert json.loads(stored["params"])["alpha"] == first.params["alpha"]
+        assert json.loads(stored["tuning"])["key"] == first.tuning["key"]
+        await service.rate(5, 1, 4.0)  # chat ratings change; the MovieLens data does not
+        second = await service.retrain("admin")
+        assert second.tuning == first.tuning  # the cached choice, not a new tuning
+
+
+def write_blocks(folder: Path, users: int = 150, movies: int = 40) -> Path:
+    """Write a block-structured data set in the MovieLens CSV layout: four taste groups."""
+    import random
+
+    folder.mkdir(parents=True)
+    rng = random.Random(0)
+    with (folder / "movies.csv").open("w", encoding="utf-8") as fh:
+        fh.write("movieId,title,genres\n")
+        for movie in range(1, movies + 1):
+            fh.write(f"{movie},Film {movie} ({1950 + movie}),Drama\n")
+    with (folder / "ratings.csv").open("w", encoding="utf-8") as fh:
+        fh.write("userId,movieId,rating,timestamp\n")
+        for user in range(1, users + 1):
+            block = user % 4
+            for movie in range(1, movies + 1):
+                if rng.random() < 0.45:
+                    liked = (movie - 1) % 4 == block
+                    stars = rng.choice([4.0, 4.5, 5.0]) if liked else rng.choice([1.0, 2.0, 3.0])
+                    fh.write(f"{user},{movie},{stars},{1_000_000_000 + movie}\n")
+    return folder

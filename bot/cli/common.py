@@ -55,8 +55,11 @@ def service_config(settings: Settings) -> ServiceConfig:
     from bot.model_host import ServiceConfig
     from bot.night_config import NightConfig
 
+    params, tune = settings.model_params()
     return ServiceConfig(
         database_path=settings.database_path,
+        model_params=params,
+        tune=tune,
         movielens_source=settings.movielens_source,
         data_dir=settings.data_dir,
         model_path=settings.model_path,

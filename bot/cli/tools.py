@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -78,23 +79,47 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 def _train(args: argparse.Namespace, settings: Settings, output: Path) -> int:
     from recommender import fit_bundle, load_dataset, save_bundle
+    from recommender.training import previous_fit
 
+    params, tune = settings.model_params()
+    overrides = {
+        name: value
+        for name, value in (
+            ("n_components", args.components),
+            ("alpha", args.alpha),
+            ("max_iter", args.max_iter),
+        )
+        if value is not None
+    }
+    if overrides:
+        params.update(overrides)
+        tune = tune and not {"n_components", "alpha"} & overrides.keys()
+        shown = ", ".join(f"{k}={v}" for k, v in overrides.items())
+        print(
+            f"Using {shown} for this run only (the MODEL_* settings stay as they are).",
+            file=sys.stderr,
+        )
     started = time.perf_counter()
     dataset = load_dataset(args.dataset or settings.movielens_source, settings.data_dir)
     loaded = time.perf_counter()
-    params = {
-        "n_components": args.components,
-        "alpha": args.alpha,
-        "max_iter": args.max_iter,
-        "random_state": args.seed,
-    }
     chat = asyncio.run(chat_ratings(settings)) if args.with_chat else None
-    bundle = fit_bundle(dataset, chat, **params)
+    previous_model, previous_tuning = previous_fit(dataset, output)
+    bundle = fit_bundle(
+        dataset,
+        chat,
+        tune=tune,
+        previous_tuning=previous_tuning,
+        previous_model=previous_model,
+        random_state=args.seed,
+        **params,
+    )
     fitted = time.perf_counter()
     save_bundle(bundle, output)
     saved = time.perf_counter()
     size = output.stat().st_size
     meta = bundle.metadata
+    from bot import formatting as fmt
+
     emit(
         args,
         {
@@ -109,8 +134,8 @@ def _train(args: argparse.Namespace, settings: Settings, output: Path) -> int:
             f"Loaded {meta.dataset} in {loaded - started:.2f} s: {meta.n_users:,} users "
             f"({meta.n_chat_users} from chat), {meta.n_movies:,} movies, "
             f"{meta.n_ratings:,} ratings",
-            f"Fitted NMF (k={bundle.model.n_components}, alpha={bundle.model.alpha}) "
-            f"in {fitted - loaded:.2f} s, {bundle.model.n_iter_} iterations",
+            f"Fitted NMF in {fitted - loaded:.2f} s, {bundle.model.n_iter_} iterations. "
+            + fmt.model_settings(meta.params, meta.tuning),
             f"Saved {output} ({size / 1e6:.1f} MB) in {saved - fitted:.2f} s",
         ],
     )
@@ -178,7 +203,11 @@ def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
     model = bundle.model
     genres = [genre] if genre else None
     allowed = catalog.allowed(model.item_ids_, genres=genres, years=years)
-    picks = model.recommend(ratings, args.n, allowed=allowed)
+    from recommender.base import DISCOVER
+
+    picks = model.recommend(
+        ratings, args.n, allowed=allowed, discover=DISCOVER if args.discover else 0.0
+    )
     rows: list[dict[str, Any]] = []
     for rec in picks:
         movie = catalog.get(rec.movie_id)
@@ -349,13 +378,13 @@ def add_commands(sub: Any) -> None:
     train = sub.add_parser("train", help="fit the model and save it")
     train.add_argument("--dataset", help="data set name, path or URL (default: MOVIELENS_SOURCE)")
     train.add_argument(
-        "--components", type=positive_int, default=100, help="latent factors (default 100)"
+        "--components", type=positive_int, help="latent factors, this run only (MODEL_COMPONENTS)"
     )
     train.add_argument(
-        "--alpha", type=non_negative_float, default=0.03, help="regularization (default 0.03)"
+        "--alpha", type=non_negative_float, help="regularization, this run only (MODEL_ALPHA)"
     )
     train.add_argument(
-        "--max-iter", type=positive_int, default=100, help="solver iterations (default 100)"
+        "--max-iter", type=positive_int, help="solver iterations, this run only (MODEL_MAX_ITER)"
     )
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     train.add_argument(
@@ -376,6 +405,9 @@ def add_commands(sub: Any) -> None:
     rec.add_argument("-n", type=positive_int, default=10, help="how many (default 10)")
     rec.add_argument("--genre", help="only this genre")
     rec.add_argument("--years", help="only these release years, e.g. 1990-1999")
+    rec.add_argument(
+        "--discover", action="store_true", help="fewer blockbusters: push popular films down"
+    )
     rec.add_argument("--model", help="model file (default: MODEL_PATH)")
     rec.add_argument("--dataset", help="data set for --user (default: MOVIELENS_SOURCE)")
     rec.add_argument("--json", action="store_true", help="print JSON")

@@ -126,16 +126,21 @@ class Recommend(commands.Cog):
         ][:25]
 
     @app_commands.command(name="recommend", description="Get movie picks based on your ratings.")
-    @app_commands.describe(count="How many movies (1-25, default 10)", genre="Only this genre")
+    @app_commands.describe(
+        count="How many movies (1-25, default 10)",
+        genre="Only this genre",
+        discover="Fewer blockbusters: less obvious picks",
+    )
     @app_commands.autocomplete(genre=genre_autocomplete)
     async def recommend(
         self,
         interaction: discord.Interaction,
         count: app_commands.Range[int, 1, MAX_RECOMMENDATIONS] = 10,
         genre: app_commands.Range[str, 1, 40] | None = None,
+        discover: bool = False,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        picks = await self.service.recommend(interaction.user.id, count, genre)
+        picks = await self.service.recommend(interaction.user.id, count, genre, discover=discover)
         if picks.picks:
             view = HidePicksView(interaction.user.id, self.service, picks.picks)
             await interaction.followup.send(embed=picks_embed(picks), view=view, ephemeral=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -9,7 +10,7 @@ from bot.db import Database
 
 _COLUMNS = (
     "id, trigger, requested_by, started_at, finished_at, status, last_event_id, n_ratings,"
-    " n_chat_ratings, n_chat_users, seconds, error"
+    " n_chat_ratings, n_chat_users, seconds, error, params, tuning"
 )
 
 
@@ -29,6 +30,8 @@ class ModelRun:
     n_chat_users: int | None
     seconds: float | None
     error: str | None
+    params: str | None  # JSON: the model's parameters
+    tuning: str | None  # JSON: the tuning's choice and scores, when tuned
 
 
 async def start(db: Database, trigger: str, requested_by: int | None, last_event_id: int) -> int:
@@ -53,13 +56,25 @@ async def succeed(
     n_chat_ratings: int,
     n_chat_users: int,
     seconds: float,
+    params: dict[str, object] | None = None,
+    tuning: dict[str, object] | None = None,
 ) -> None:
-    """Record that a fit finished and its model is live."""
+    """Record that a fit finished and its model is live (with its settings and tuning)."""
     async with db.transaction() as conn:
         await conn.execute(
             "UPDATE model_runs SET status = 'succeeded', finished_at = ?, n_ratings = ?,"
-            " n_chat_ratings = ?, n_chat_users = ?, seconds = ? WHERE id = ?",
-            (int(time.time()), n_ratings, n_chat_ratings, n_chat_users, seconds, run_id),
+            " n_chat_ratings = ?, n_chat_users = ?, seconds = ?, params = ?, tuning = ?"
+            " WHERE id = ?",
+            (
+                int(time.time()),
+                n_ratings,
+                n_chat_ratings,
+                n_chat_users,
+                seconds,
+                None if params is None else json.dumps(params, default=str),
+                json.dumps(tuning, default=str) if tuning else None,
+                run_id,
+            ),
         )
 
 
