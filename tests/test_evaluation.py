@@ -159,3 +159,26 @@ def test_report_writes_html_with_embedded_charts(tmp_path: Path) -> None:
     assert "3 by 2 members" in html
     for png in path.parent.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_scores_exactly_the_list_recommend_serves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import recommender.evaluation as evaluation
+
+    data = load_dataset(write_tiny_csv(tmp_path), progress=False)
+    folds = list(new_user_folds(data.ratings, 3, (1, 3), seed=1, max_folds=1))
+    scored: list[tuple[dict[int, float], list[int]]] = []
+    real = evaluation.metrics_at
+
+    def spy(recommended: np.ndarray, relevant: frozenset[int], n: int) -> dict[str, float]:
+        scored.append((current.pop(0), recommended.tolist()))
+        return real(recommended, relevant, n)
+
+    current = [case.known for cases in folds[0].cases.values() for case in cases]
+    monkeypatch.setattr(evaluation, "metrics_at", spy)
+    evaluate({"nmf": lambda: NMFRecommender(n_components=3, max_iter=60)}, folds, n=5)
+    served = NMFRecommender(n_components=3, max_iter=60).fit(folds[0].train)
+    assert scored
+    for known, listed in scored:
+        assert listed == list(served.recommend(known, 5).movie_ids)
