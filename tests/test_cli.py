@@ -438,3 +438,28 @@ def test_discover_pushes_popular_films_down(cli, trained_env: dict[str, str]) ->
     found = json.loads(cli([*ask, "--discover"], trained_env).stdout)["recommendations"]
     assert {r["movie_id"] for r in plain} == {r["movie_id"] for r in found}  # same films ...
     assert [r["score"] for r in plain] != [r["score"] for r in found]  # ... scored for novelty
+
+
+def test_evaluate_the_quickrate_question_rules(cli, env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    result = cli(
+        [
+            "evaluate",
+            "--protocol",
+            "questions",
+            "--folds",
+            "3",
+            "--max-folds",
+            "1",
+            "--questions",
+            "3,5",
+            "--components",
+            "3",
+            "--json",
+        ],
+        env,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["results"]
+    assert {(r["rule"], r["questions"]) for r in rows} == {
+        (rule, q) for rule in ("next_question", "most popular", "random") for q in (3, 5)
+    }

@@ -105,6 +105,8 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
             f"The {args.layout} layout of this data set has no ratings left "
             "(no user has 20 or more ratings among its 1,700 most rated movies)."
         )
+    if args.protocol == "questions":
+        return _evaluate_questions(args, dataset)
     models = models_for(args)
     folds: list[Any] = []
     if args.protocol in {"new-users", "both"}:
@@ -147,6 +149,41 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         )
         print(format_group(group).to_string(index=False))
     sys.stdout.flush()
+    return 0
+
+
+def _evaluate_questions(args: argparse.Namespace, dataset: Any) -> int:
+    """The /quickrate protocol: which question rule teaches the model most (docs/onboarding.md)."""
+    from recommender.questions import evaluate_questions
+
+    components = args.components[0] if args.components else 100
+    rows = evaluate_questions(
+        dataset.ratings,
+        n_folds=args.folds,
+        max_folds=args.max_folds,
+        questions=args.questions,
+        seed=args.seed,
+        model_factory=lambda: _nmf(n_components=components)(),
+        n=args.n,
+    )
+    payload = {"dataset": dataset.name, "protocol": "questions", "results": rows}
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(payload, indent=2))
+    if args.json:
+        print(json.dumps(payload, indent=2))
+        return 0
+    print(
+        f"{dataset.name}: held-out members answer up to Q questions from 80% of their ratings "
+        f"(other films: haven't seen it); NDCG@{args.n} on the other 20%; ± is one standard "
+        "error; gain is paired against asking the most popular films"
+    )
+    for row in rows:
+        gain = f"  gain {row['gain']:+.4f} ± {row['gain_se']:.4f}" if "gain" in row else ""
+        print(
+            f"Q={row['questions']:>2}  {row['rule']:<16} NDCG {row['ndcg']:.4f} ± "
+            f"{row['ndcg_se']:.4f}  seen {row['answered']:.2f}{gain}"
+        )
     return 0
 
 
@@ -227,9 +264,16 @@ def add_commands(sub: Any) -> None:
     )
     ev.add_argument(
         "--protocol",
-        choices=("new-users", "per-user", "both"),
+        choices=("new-users", "per-user", "both", "questions"),
         default="both",
-        help="new users with k ratings revealed, per-user k-fold, or both (default)",
+        help="new users with k ratings revealed, per-user k-fold, both (default), or "
+        "questions: /quickrate's question rule against popular and random questions",
+    )
+    ev.add_argument(
+        "--questions",
+        type=_ints,
+        default=(10, 20),
+        help="questions asked per member with --protocol questions (default 10,20)",
     )
     ev.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
     ev.add_argument("--max-folds", type=int, help="run only the first N folds (quicker)")
