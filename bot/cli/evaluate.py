@@ -126,11 +126,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         "n": args.n,
         "results": [asdict(r) for r in results],
     }
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(payload, indent=2))
-    if args.json:
-        print(json.dumps(payload, indent=2))
+    if _saved_or_printed(args, payload):
         return 0
     print(
         f"{dataset.name}: top-{args.n} measures, relevant = held-out rating >= 4, "
@@ -152,6 +148,16 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _saved_or_printed(args: argparse.Namespace, payload: dict[str, Any]) -> bool:
+    """Write the JSON results to ``--output``; print them for ``--json`` (then return True)."""
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(payload, indent=2))
+    if args.json:
+        print(json.dumps(payload, indent=2))
+    return bool(args.json)
+
+
 def _evaluate_questions(args: argparse.Namespace, dataset: Any) -> int:
     """The /quickrate protocol: which question rule teaches the model most (docs/onboarding.md)."""
     from recommender.questions import evaluate_questions
@@ -163,15 +169,11 @@ def _evaluate_questions(args: argparse.Namespace, dataset: Any) -> int:
         max_folds=args.max_folds,
         questions=args.questions,
         seed=args.seed,
-        model_factory=lambda: _nmf(n_components=components)(),
+        model_factory=_nmf(n_components=components),
         n=args.n,
     )
     payload = {"dataset": dataset.name, "protocol": "questions", "results": rows}
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(payload, indent=2))
-    if args.json:
-        print(json.dumps(payload, indent=2))
+    if _saved_or_printed(args, payload):
         return 0
     print(
         f"{dataset.name}: held-out members answer up to Q questions from 80% of their ratings "
