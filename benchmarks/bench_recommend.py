@@ -29,7 +29,6 @@ def synthetic_model(n_items: int, k: int = 100, seed: int = 0) -> NMFRecommender
     model.item_counts_ = rng.zipf(1.6, n_items).clip(1, 50_000)
     model.popularity_ = rng.uniform(0.5, 5.0, n_items)
     model.n_users_ = 1
-    model._set_metadata(None)
     model._prepare()
     return model
 
