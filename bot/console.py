@@ -7,6 +7,7 @@ as a local member with user id 0 (no Discord id is 0).
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 from collections.abc import Awaitable, Callable
@@ -25,7 +26,7 @@ from recommender.catalog import Movie
 
 CONSOLE_USER_ID = 0
 CONSOLE_GUILD = CONSOLE_CHANNEL = 0  # the console is one server with one channel
-MAX_MEMBER_DIGITS = 20
+MAX_MEMBER_ID = 2**63 - 1  # Discord ids (and SQLite integers) fit in 63 bits
 CONSOLE_HELP = (
     "Console only: /search <title> — matching movies. /hide N, /seen N <rating> — act on pick N "
     "of the last /recommend. /hidden, /unhide N — your “Not interested” list.",
@@ -48,10 +49,16 @@ def write_file(name: str, data: bytes) -> Path:
     return path
 
 
-def read_file(name: str) -> bytes:
-    """Read a file a member named (at most the import limit, plus one byte to tell)."""
+def read_file(name: str) -> tuple[bytes, int]:
+    """Read a file a member named (at most the import limit, plus one byte); return its size."""
     with Path(name).expanduser().open("rb") as fh:
-        return fh.read(MAX_BYTES + 1)
+        return fh.read(MAX_BYTES + 1), os.fstat(fh.fileno()).st_size
+
+
+def member_number(text: str) -> int | None:
+    """Return a local member number (0 to 2^63-1), or None for anything else."""
+    number = small_number(text, 19)
+    return number if number is not None and number <= MAX_MEMBER_ID else None
 
 
 def small_number(text: str, limit: int) -> int | None:
@@ -353,7 +360,7 @@ class Console:
             self.say(line)
 
     async def _as(self, args: str) -> None:
-        number = small_number(args, MAX_MEMBER_DIGITS)
+        number = member_number(args)
         if number is None:
             raise UserFacingError("Usage: /as N, a local member number, like /as 1")
         self.user_id = number
@@ -363,7 +370,7 @@ class Console:
         words = args.split()
         members: list[int] = []
         while words and words[0].startswith("@"):
-            number = small_number(words.pop(0)[1:], MAX_MEMBER_DIGITS)
+            number = member_number(words.pop(0)[1:])
             if number is None:
                 raise UserFacingError("Name members as @N, like /movienight @0 @1 @2")
             members.append(number)
@@ -454,10 +461,11 @@ class Console:
             )
         name = " ".join(words)
         try:
-            data = await asyncio.to_thread(read_file, name)
+            data, size = await asyncio.to_thread(read_file, name)
         except (OSError, ValueError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise UserFacingError(f"Could not read “{escape(name, 60)}”: {reason}.") from exc
+        await self.service.onboarding.check_import_allowed(self.user_id, size)
         outcome = await self.service.onboarding.import_file(
             self.user_id, data, Path(name).name, replace=replace
         )
@@ -479,7 +487,7 @@ class Console:
     async def _report_import(self, result: ImportResult) -> None:
         if result.unmatched_csv:
             path = await self._save("moviebot-unmatched.csv", result.unmatched_csv.encode("utf-8"))
-            self.say(fmt.imported(result, escape(str(path), 200)))
+            self.say(fmt.imported(result, escape(str(path), 200), "/import undo takes it back."))
         else:
             self.say(fmt.imported(result))
 

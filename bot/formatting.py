@@ -399,7 +399,11 @@ FORMAT_NAMES = {
 }
 
 
-def imported(result: ImportResult, unmatched_in: str = "the attached CSV") -> str:
+def imported(
+    result: ImportResult,
+    unmatched_in: str = "the attached CSV",
+    undo_hint: str = "/import undo takes it back.",
+) -> str:
     """Return the report of a finished import; ``unmatched_in`` says where those rows are."""
     counts = result.counts
     parts = [
@@ -417,7 +421,7 @@ def imported(result: ImportResult, unmatched_in: str = "the attached CSV") -> st
         text += f" Skipped: {reasons}."
     if result.unmatched:
         text += f" The rows I couldn't match to one film are in {unmatched_in}."
-    return text + " /import undo puts your ratings back as they were."
+    return text + f" {undo_hint}"
 
 
 def import_question(decision: ImportDecision) -> str:
@@ -429,9 +433,13 @@ def import_question(decision: ImportDecision) -> str:
     )
 
 
-def undone(count: int) -> str:
+def undone(outcome: tuple[int, int]) -> str:
     """Return the confirmation of /import undo."""
-    return f"Your ratings are back as they were before the import ({plural_of(count, 'rating')})."
+    restored, left = outcome
+    text = f"Took back your last import: {plural_of(restored, 'film')} as before the import."
+    if left:
+        text += f" {plural_of(left, 'film')} you rated again since kept your newer rating."
+    return text
 
 
 def quickrate_card(movie: Movie, answered: int) -> tuple[str, list[str]]:

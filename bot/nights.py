@@ -11,6 +11,7 @@ worst lately (see :mod:`recommender.group` and ``docs/movienight.md``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from recommender.catalog import Catalog, Movie
 if TYPE_CHECKING:
     from bot.db import Database
     from bot.model_host import ModelHost
+
+log = logging.getLogger(__name__)
 
 MAX_GROUP = 25
 MAX_PICKS = 5
@@ -247,6 +250,15 @@ class MovieNights:
         if night.state != "lobby":
             return await self.view(night_id)
         members = await night_store.members(self.db, night_id)
+        if len(members) < 2:
+            if by is not None:
+                raise UserFacingError(
+                    "Nobody has joined yet: a movie night needs two or more. "
+                    "/recommend picks for one."
+                )
+            # The lobby's time ran out with nobody else in (or its members left).
+            await night_store.close(self.db, night, None, {}, cancelled=True)
+            return await self.view(night_id)
         kept, left_out = await self._limit(members)
         picks, candidates = await self._picks(night.guild_id, kept, night.count, night.genre)
         closes_at = int(time.time()) + self.config.vote_seconds
@@ -310,6 +322,8 @@ class MovieNights:
         self, night: Night, members: list[int], movie_id: int
     ) -> dict[int, float]:
         """Return how well the winner suited each member, on the night's own candidates."""
+        if not members:  # everyone there has since used /forgetme
+            return {}
         db = self.db
         model = self._model()
         ratings = [await rating_store.for_user(db, m) for m in members]
@@ -337,8 +351,9 @@ class MovieNights:
         for night in await night_store.due(self.db, now):
             try:
                 changed.append(await self.close(night.id, None))
-            except UserFacingError:
-                # No film left to offer: the night cannot go on.
+            except Exception as exc:  # one broken night must not keep the others open
+                if not isinstance(exc, UserFacingError):
+                    log.exception("Movie night %d could not close; cancelling it", night.id)
                 await night_store.close(self.db, night, None, {}, cancelled=True)
                 changed.append(await self.view(night.id))
         return changed

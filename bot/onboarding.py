@@ -82,8 +82,9 @@ class Onboarding:
         """Refuse a file over the size limit, or a second import within the cooldown."""
         if size > MAX_BYTES:
             raise UserFacingError(
-                f"That file is {size / 1e6:.1f} MB; imports take up to {MAX_BYTES / 1e6:.0f} MB. "
-                "Upload the ratings export itself (ratings.csv, or Letterboxd's zip)."
+                f"That file is {max(size, MAX_BYTES + 1) / 1e6:.2f} MB; imports take up to "
+                f"{MAX_BYTES / 1e6:.0f} MB. Upload the ratings export itself (ratings.csv, or "
+                "Letterboxd's zip)."
             )
         last = await onboarding_store.last_import(self.db, user_id)
         if last is not None:
@@ -119,7 +120,14 @@ class Onboarding:
             1 for r in parsed.ratings if r.movie_id in mine and mine[r.movie_id] != r.rating
         )
 
+        applied = False
+
         async def apply(take_file: bool) -> ImportResult:
+            nonlocal applied
+            if applied:  # a second click, or both buttons: the import happens once
+                raise UserFacingError("That import was already applied.")
+            applied = True
+            await self.check_import_allowed(user_id, len(data))
             return await self._apply(user_id, parsed, take_file, guild_id)
 
         if conflicts and replace is None:
@@ -142,12 +150,12 @@ class Onboarding:
             parsed.format, counts, len(parsed.unmatched), csv_text, dict(parsed.skipped)
         )
 
-    async def undo_import(self, user_id: int) -> int:
-        """Put the member's ratings back as they were before their last import."""
-        restored = await onboarding_store.undo_import(self.db, user_id)
-        if restored is None:
+    async def undo_import(self, user_id: int) -> tuple[int, int]:
+        """Take back what the member's last import wrote; return (taken back, left as re-rated)."""
+        outcome = await onboarding_store.undo_import(self.db, user_id)
+        if outcome is None:
             raise UserFacingError("There is no import to undo.")
-        return restored
+        return outcome
 
     # ------------------------------------------------------------------ /quickrate
 

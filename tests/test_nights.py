@@ -168,3 +168,24 @@ async def test_the_watched_list_by_hand(service: MovieService) -> None:
     with pytest.raises(UserFacingError, match="isn't on the watched list"):
         await service.nights.remove_watched(GUILD, 1)
     assert (await service.nights.watched(GUILD)).total == 0
+
+
+async def test_a_lobby_whose_members_all_left_is_cancelled_not_stuck(
+    service: MovieService,
+) -> None:
+    lobby = await service.nights.start(
+        guild_id=GUILD, channel_id=CHANNEL, invoker=DAN, voice_members=None
+    )
+    with pytest.raises(UserFacingError, match="Nobody has joined yet"):
+        await service.nights.begin_vote(lobby.night.id, DAN)
+    await service.forget(DAN)  # the lobby's only member
+    stuck_elsewhere = await service.nights.start(
+        guild_id=GUILD, channel_id=CHANNEL + 1, invoker=ALICE, voice_members=[BOB]
+    )
+    later = int(time.time()) + service.nights.config.vote_seconds + 1
+    closed = {view.night.id: view.night.state for view in await service.nights.due(later)}
+    assert closed == {lobby.night.id: "cancelled", stuck_elsewhere.night.id: "closed"}
+    again = await service.nights.start(
+        guild_id=GUILD, channel_id=CHANNEL, invoker=ALICE, voice_members=[BOB]
+    )
+    assert again.night.state == "voting"  # the channel is free again

@@ -91,11 +91,35 @@ async def test_conflicts_are_asked_about_then_kept_or_replaced_and_undo_restores
     replaced = await imported(service, LETTERBOXD.encode(), "ratings.csv", replace=True)
     assert (replaced.counts.replaced, replaced.counts.unchanged) == (1, 2)
     assert (await rating_store.for_user(service.db, 1))[1] == 4.5
-    restored = await service.onboarding.undo_import(1)
-    assert restored == 4
+    assert await service.onboarding.undo_import(1) == (1, 0)  # the last import changed Heat
     assert await rating_store.for_user(service.db, 1) == {1: 2.0, 10: 3.0, 11: 3.0, 13: 5.0}
     with pytest.raises(UserFacingError, match="no import to undo"):
         await service.onboarding.undo_import(1)
+
+
+async def test_undo_takes_back_only_the_import_and_keeps_later_ratings(
+    service: MovieService,
+) -> None:
+    await service.rate(1, 1, 2.0)
+    await imported(service, LETTERBOXD.encode(), "ratings.csv", replace=True)
+    await service.rate(1, 11, 1.0)  # re-rated after the import
+    await service.rate(1, 9, 4.0)  # rated after the import
+    assert await service.onboarding.undo_import(1) == (2, 1)
+    assert await rating_store.for_user(service.db, 1) == {1: 2.0, 11: 1.0, 9: 4.0}
+
+
+async def test_a_decision_applies_once_whatever_is_clicked(service: MovieService) -> None:
+    await service.rate(1, 1, 1.0)
+    decision = await service.onboarding.import_file(1, LETTERBOXD.encode(), "ratings.csv")
+    assert isinstance(decision, ImportDecision)
+    first, second = await asyncio.gather(
+        decision.apply(True), decision.apply(False), return_exceptions=True
+    )
+    assert isinstance(first, ImportResult)
+    assert isinstance(second, UserFacingError)
+    assert "already applied" in str(second)
+    assert await service.onboarding.undo_import(1) == (3, 0)
+    assert await rating_store.for_user(service.db, 1) == {1: 1.0}
 
 
 async def test_bad_files_get_one_sentence_and_write_nothing(service: MovieService) -> None:
@@ -198,7 +222,7 @@ async def test_import_an_attachment_with_the_unmatched_rows_attached(h: Harness)
     assert name == "moviebot-unmatched.csv"
     assert "A Film From The Future" in data.decode()
     undo = await h.fake.settle(await h.fake.command("import", subcommand="undo"))
-    assert "back as they were" in undo.text()
+    assert "Took back your last import: 3 films as before the import." in undo.text()
     assert await rating_store.for_user(h.service.db, 1001) == {}
 
 

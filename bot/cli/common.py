@@ -39,6 +39,13 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
+def member_id(text: str) -> int:
+    """Parse a member's id: a whole number from 0 to 2^63-1 (Discord ids fit)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) >= 2**63:
+        raise argparse.ArgumentTypeError(f"expected a member id (0 or more), got {text!r}")
+    return int(text)
+
+
 def non_negative_float(text: str) -> float:
     """Parse a finite number of at least 0 (for regularization)."""
     try:

@@ -19,6 +19,7 @@ from bot.cli.common import (
     chat_ratings,
     emit,
     load_model,
+    member_id,
     non_negative_float,
     positive_int,
 )
@@ -307,15 +308,40 @@ def cmd_similar(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
-    """Import a member's Letterboxd, IMDb or moviebot export into the database."""
+def _undo_import(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import formatting as fmt
     from bot.cli.common import service_config
     from bot.service import MovieService
 
+    async def run() -> tuple[int, int]:
+        service = await MovieService.open(service_config(settings), fit_in_background=False)
+        try:
+            return await service.onboarding.undo_import(args.member)
+        finally:
+            await service.close()
+
+    outcome = asyncio.run(run())
+    emit(
+        args,
+        {"taken_back": outcome[0], "kept_rerated": outcome[1]},
+        [fmt.plain(fmt.undone(outcome))],
+    )
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    """Import a member's Letterboxd, IMDb or moviebot export into the database."""
+    from bot.cli.common import service_config
+    from bot.console import read_file
+    from bot.service import MovieService
+
     path = Path(args.file).expanduser()
+    if args.unmatched and (
+        Path(args.unmatched).is_dir() or not Path(args.unmatched).parent.is_dir()
+    ):
+        raise CommandError(f"--unmatched {args.unmatched}: that is not a file I can write.")
     try:
-        with path.open("rb") as fh:
-            data = fh.read(2_000_001)  # one byte past the import limit, to tell
+        data, size = read_file(str(path))
     except OSError as exc:
         raise CommandError(f"Could not read {path}: {exc.strerror or exc}") from exc
     replace = True if args.replace else (False if args.keep else None)
@@ -325,6 +351,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
         service = await MovieService.open(service_config(settings), fit_in_background=False)
         try:
+            await service.onboarding.check_import_allowed(args.member, size)
             outcome = await service.onboarding.import_file(
                 args.member, data, path.name, replace=replace
             )
@@ -429,11 +456,14 @@ def add_commands(sub: Any) -> None:
     similar.set_defaults(handler=cmd_similar)
 
     imp = sub.add_parser("import", help="import a member's Letterboxd, IMDb or moviebot ratings")
-    imp.add_argument("file", help="Letterboxd zip or ratings.csv, IMDb ratings CSV, /export CSV")
-    imp.add_argument("--member", type=int, required=True, help="the member's id (console: 0)")
+    imp.add_argument(
+        "file", nargs="?", help="Letterboxd zip or ratings.csv, IMDb ratings CSV, /export CSV"
+    )
+    imp.add_argument("--member", type=member_id, required=True, help="the member's id (console: 0)")
     choice = imp.add_mutually_exclusive_group()
     choice.add_argument("--keep", action="store_true", help="keep the member's own ratings")
     choice.add_argument("--replace", action="store_true", help="take the file's ratings")
+    choice.add_argument("--undo", action="store_true", help="take back the member's last import")
     imp.add_argument("--unmatched", help="write the rows that matched no film to this CSV")
     imp.add_argument("--json", action="store_true", help="print JSON")
     imp.set_defaults(handler=cmd_import)

@@ -45,9 +45,9 @@ class ImportChoiceView(OwnedView):
         self.decision = decision
 
     async def _finish(self, interaction: discord.Interaction, replace: bool) -> None:
+        self.stop()  # before any wait: a second click must not apply the import again
         await interaction.response.defer()  # the import writes thousands of rows
         result = await self.decision.apply(replace)
-        self.stop()
         await interaction.edit_original_response(
             content=fmt.imported(result),
             attachments=import_files(result),

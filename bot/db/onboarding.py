@@ -43,18 +43,13 @@ async def import_ratings(
 ) -> ImportCounts:
     """Apply imported (movie id, stars) rows in ONE transaction: all of them, or none.
 
-    The member's ratings as they were before are kept for :func:`undo_import`.
+    What the import writes, and the ratings it overwrites, are kept for :func:`undo_import`.
     """
     now = _now()
     added = replaced = unchanged = kept = 0
     async with db.transaction() as conn:
         await conn.execute("DELETE FROM import_backups WHERE user_id = ?", (user_id,))
-        await conn.execute(
-            "INSERT INTO import_backups (user_id, movie_id, rating, guild_id, created_at,"
-            " updated_at) SELECT user_id, movie_id, rating, guild_id, created_at, updated_at"
-            " FROM ratings WHERE user_id = ?",
-            (user_id,),
-        )
+        await conn.execute("DELETE FROM import_writes WHERE user_id = ?", (user_id,))
         async with conn.execute(
             "SELECT movie_id, rating FROM ratings WHERE user_id = ?", (user_id,)
         ) as cursor:
@@ -73,11 +68,24 @@ async def import_ratings(
             else:
                 replaced += 1
             writes.append((user_id, movie_id, rating, guild_id, now, now))
+        overwritten = [w[1] for w in writes if w[1] in current]
+        for start in range(0, len(overwritten), 500):
+            chunk = overwritten[start : start + 500]
+            await conn.execute(
+                "INSERT INTO import_backups (user_id, movie_id, rating, guild_id, created_at,"
+                " updated_at) SELECT user_id, movie_id, rating, guild_id, created_at, updated_at"
+                f" FROM ratings WHERE user_id = ? AND movie_id IN ({','.join('?' * len(chunk))})",
+                (user_id, *chunk),
+            )
         await conn.executemany(
             "INSERT INTO ratings (user_id, movie_id, rating, guild_id, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, movie_id) DO UPDATE SET"
             " rating = excluded.rating, updated_at = excluded.updated_at",
             writes,
+        )
+        await conn.executemany(
+            "INSERT INTO import_writes (user_id, movie_id, rating) VALUES (?, ?, ?)",
+            [(user_id, w[1], w[2]) for w in writes],
         )
         await conn.executemany(
             "INSERT INTO rating_events (user_id, movie_id, kind, at) VALUES (?, ?, 'rate', ?)",
@@ -106,12 +114,15 @@ async def last_import(db: Database, user_id: int) -> LastImport | None:
     return None if row is None else LastImport(int(row[0]), str(row[1]), bool(row[2]))
 
 
-async def undo_import(db: Database, user_id: int) -> int | None:
-    """Put a member's ratings back as they were before their last import, in one transaction.
+async def undo_import(db: Database, user_id: int) -> tuple[int, int] | None:
+    """Take back what a member's last import wrote, in one transaction.
 
-    Returns how many ratings they have now, or None if there is no import to undo.
+    A film still rated as the import set it gets its earlier rating back (or none, if the
+    import added it); a film rated again since is left as the member rated it. Returns (films
+    taken back, films left because they were re-rated), or None if there is nothing to undo.
     """
     now = _now()
+    restored = left = 0
     async with db.transaction() as conn:
         async with conn.execute(
             "SELECT undone FROM imports WHERE user_id = ?", (user_id,)
@@ -119,22 +130,36 @@ async def undo_import(db: Database, user_id: int) -> int | None:
             row = await cursor.fetchone()
         if row is None or row[0]:
             return None
-        await conn.execute("DELETE FROM ratings WHERE user_id = ?", (user_id,))
-        cursor = await conn.execute(
-            "INSERT INTO ratings (user_id, movie_id, rating, guild_id, created_at, updated_at)"
-            " SELECT user_id, movie_id, rating, guild_id, created_at, updated_at"
-            " FROM import_backups WHERE user_id = ?",
+        async with conn.execute(
+            "SELECT w.movie_id, w.rating, r.rating FROM import_writes AS w LEFT JOIN ratings AS r"
+            " ON r.user_id = w.user_id AND r.movie_id = w.movie_id WHERE w.user_id = ?",
             (user_id,),
-        )
-        restored = cursor.rowcount
-        await cursor.close()
+        ) as cursor:
+            written = [
+                (int(m), float(imported), now_rating) async for m, imported, now_rating in cursor
+            ]
+        for movie_id, imported, current in written:
+            if current is None or float(current) != imported:
+                left += 1
+                continue
+            await conn.execute(
+                "DELETE FROM ratings WHERE user_id = ? AND movie_id = ?", (user_id, movie_id)
+            )
+            await conn.execute(
+                "INSERT INTO ratings (user_id, movie_id, rating, guild_id, created_at, updated_at)"
+                " SELECT user_id, movie_id, rating, guild_id, created_at, updated_at"
+                " FROM import_backups WHERE user_id = ? AND movie_id = ?",
+                (user_id, movie_id),
+            )
+            restored += 1
         await conn.execute("DELETE FROM import_backups WHERE user_id = ?", (user_id,))
+        await conn.execute("DELETE FROM import_writes WHERE user_id = ?", (user_id,))
         await conn.execute("UPDATE imports SET undone = 1 WHERE user_id = ?", (user_id,))
         await conn.execute(
             "INSERT INTO rating_events (user_id, movie_id, kind, at) VALUES (?, NULL, 'forget', ?)",
             (user_id, now),
         )
-    return int(restored)
+    return restored, left
 
 
 async def skip(db: Database, user_id: int, movie_id: int) -> None:

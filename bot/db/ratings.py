@@ -90,6 +90,7 @@ async def delete_user(db: Database, user_id: int) -> int:
             "UPDATE movie_nights SET started_by = NULL WHERE started_by = ?",
             "UPDATE watched SET added_by = NULL WHERE added_by = ?",
             "DELETE FROM import_backups WHERE user_id = ?",
+            "DELETE FROM import_writes WHERE user_id = ?",
             "DELETE FROM imports WHERE user_id = ?",
             "DELETE FROM quickrate_skips WHERE user_id = ?",
             "DELETE FROM welcomed WHERE user_id = ?",

@@ -1,7 +1,15 @@
 -- Onboarding: imports from Letterboxd and IMDb (with undo), /quickrate's "haven't seen it"
 -- answers, and who has seen the one-time welcome line. /forgetme clears all of these.
 
--- A member's ratings as they were just before their last import, for /import undo.
+-- What a member's last import wrote (film and the rating it set), and the ratings it
+-- overwrote, so /import undo takes back exactly those (and leaves later ratings alone).
+CREATE TABLE import_writes (
+    user_id  INTEGER NOT NULL,
+    movie_id INTEGER NOT NULL,
+    rating   REAL    NOT NULL,
+    PRIMARY KEY (user_id, movie_id)
+) WITHOUT ROWID;
+
 CREATE TABLE import_backups (
     user_id    INTEGER NOT NULL,
     movie_id   INTEGER NOT NULL,
