@@ -383,6 +383,13 @@ def test_evaluate_runs_on_the_ml100k_layout(
         (["train", "--alpha", "nan"], "expected a number of at least 0"),
         (["train", "--max-iter", "²"], "expected a whole number of at least 1"),
         (["recommend", "-n", "0"], "expected a whole number of at least 1"),
+        (["evaluate", "--components", ",,,"], "expected a list separated by commas"),
+        (["evaluate", "--components", "0"], "expected a whole number of at least 1"),
+        (["evaluate", "--alpha", "nan"], "expected a number of at least 0"),
+        (["evaluate", "--reveal", "0"], "expected a whole number of at least 1"),
+        (["evaluate", "--folds", "1"], "expected at least 2 folds"),
+        (["evaluate", "--max-folds", "0"], "expected a whole number of at least 1"),
+        (["import", "--member", "99999999999999999999", "x.csv"], "expected a member id"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_work(

@@ -212,3 +212,15 @@ async def test_a_console_beside_a_refitting_bot_neither_refits_nor_breaks_its_re
         gate.set()
         await refit
         assert model_runs(tmp_path)[0]["status"] == "succeeded"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_the_process_is_still_starting_is_a_quiet_exit(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    process = console(tmp_path, bot_env(tmp_path))
+    time.sleep(0.3)  # still importing its libraries
+    process.send_signal(sig)
+    code, _, err = stopped_within(process, 8)
+    assert code == 0, err
+    assert "Traceback" not in err

@@ -9,7 +9,9 @@ heavy libraries only when one of its commands runs, so ``moviebot --help`` answe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -52,8 +54,27 @@ def _settings_problem(exc: Exception) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in errors())
 
 
+def _stop_quietly(signum: int, frame: object) -> None:
+    raise SystemExit(0)  # asked to stop before anything was running: nothing to clean up
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``moviebot`` command line; return the exit status."""
+    """Run the ``moviebot`` command line; return the exit status.
+
+    SIGTERM and Ctrl-C end it with status 0 and no traceback, also while it is still starting
+    (the bot and the console then stop gracefully, see :mod:`bot.cli.app`).
+    """
+    previous = signal.signal(signal.SIGTERM, _stop_quietly)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        with contextlib.suppress(ValueError, TypeError):
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     from pydantic import ValidationError
 
@@ -77,5 +98,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataError, ModelFileError, UserFacingError) as exc:
         print(f"moviebot: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130

@@ -49,6 +49,8 @@ class GracefulStop:
     def __exit__(self, *exc: object) -> None:
         for sig in STOP_SIGNALS:
             self._loop.remove_signal_handler(sig)
+            if self.requested:  # stopping already: a second signal must not kill the clean-up
+                signal.signal(sig, signal.SIG_IGN)
 
     def _fire(self, sig: signal.Signals) -> None:
         log.info("Received %s: stopping", sig.name)

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.cli.common import CommandError, chat_ratings, positive_int
+from bot.cli.common import CommandError, chat_ratings, non_negative_float, positive_int
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -23,22 +23,28 @@ DEFAULT_REVEAL = (1, 3, 5, 10, 20)  # recommender.evaluation.DEFAULT_REVEAL, wit
 EASE_L2 = 30000.0  # recommender.baselines.EASERecommender's default, without importing it
 
 
+def _listed(text: str, parse: Callable[[str], Any]) -> tuple[Any, ...]:
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"expected a list separated by commas, got {text!r}")
+    return tuple(parse(part) for part in parts)
+
+
 def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(
-            f"expected numbers separated by commas, got {text!r}"
-        ) from exc
+    """Parse whole numbers of at least 1, separated by commas."""
+    return _listed(text, positive_int)
 
 
 def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(
-            f"expected numbers separated by commas, got {text!r}"
-        ) from exc
+    """Parse numbers of at least 0, separated by commas."""
+    return _listed(text, non_negative_float)
+
+
+def _folds(text: str) -> int:
+    value = positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError("expected at least 2 folds (one to fit, one to test)")
+    return value
 
 
 def _nmf(**params: Any) -> Callable[[], NMFRecommender]:
@@ -98,6 +104,8 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from recommender.evaluation import evaluate, new_user_folds, per_user_folds, results_table
     from recommender.layouts import apply_layout
 
+    if args.output and not Path(args.output).resolve().parent.is_dir():
+        raise CommandError(f"--output {args.output}: its folder does not exist.")
     dataset = load_dataset(args.dataset or settings.movielens_source, settings.data_dir)
     dataset = apply_layout(dataset, args.layout)
     if dataset.ratings.empty:
@@ -277,8 +285,10 @@ def add_commands(sub: Any) -> None:
         default=(10, 20),
         help="questions asked per member with --protocol questions (default 10,20)",
     )
-    ev.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
-    ev.add_argument("--max-folds", type=int, help="run only the first N folds (quicker)")
+    ev.add_argument("--folds", type=_folds, default=5, help="number of folds (default 5)")
+    ev.add_argument(
+        "--max-folds", type=positive_int, help="run only the first N folds (quicker)"
+    )
     ev.add_argument(
         "--reveal",
         type=_ints,
