@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 import threading
 from collections.abc import Awaitable, Callable
@@ -47,6 +48,9 @@ def write_file(name: str, data: bytes) -> Path:
     path = Path(name).expanduser()
     path.write_bytes(data)
     return path
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # not \t or \n
 
 
 def read_file(name: str) -> tuple[bytes, int]:
@@ -122,8 +126,8 @@ class Console:
         }
 
     def say(self, text: str = "") -> None:
-        """Print reply text (Markdown made plain)."""
-        print(fmt.plain(text), file=self.out, flush=True)
+        """Print reply text (Markdown made plain, no terminal control characters)."""
+        print(_CONTROL.sub("", fmt.plain(text)), file=self.out, flush=True)
 
     async def handle(self, line: str) -> bool:
         """Run one input line; return False when the member asked to quit."""
@@ -262,12 +266,19 @@ class Console:
 
     async def _export(self, args: str) -> None:
         data = await self.service.export(self.user_id)
+        hidden = await self.service.export_dismissals(self.user_id)
         if not args:
-            self.out.write(data)
+            self.out.write(data + "\n" + hidden)
             self.out.flush()
             return
         path = await self._save(args, data.encode("utf-8"))
-        self.say(f"Saved your ratings to {escape(str(path), 200)}.")
+        stem = Path(args).stem if Path(args).suffix else Path(args).name
+        hidden_name = str(Path(args).with_name(f"{stem}-not-interested.csv"))
+        hidden_path = await self._save(hidden_name, hidden.encode("utf-8"))
+        self.say(
+            f"Saved your ratings to {escape(str(path), 200)} and the films you hid to "
+            f"{escape(str(hidden_path), 200)}."
+        )
 
     async def _search(self, args: str) -> None:
         if not args:
@@ -313,7 +324,7 @@ class Console:
 
         async def hide(movie: Movie) -> str:
             await self.service.dismiss(self.user_id, movie.movie_id)
-            return fmt.dismissed(movie)
+            return fmt.dismissed(movie, "Undo it with /unhide.")
 
         movie = self._numbered(args, self._last_picks, "hide")
         if movie is not None:

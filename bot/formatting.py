@@ -112,12 +112,9 @@ def similar_lines(result: SimilarMovies) -> list[str]:
     return [pick_line(i, p.movie) for i, p in enumerate(result.picks, 1)]
 
 
-def dismissed(movie: Movie) -> str:
+def dismissed(movie: Movie, undo: str = "Undo it from /myratings → Not interested.") -> str:
     """Return the confirmation of "Not interested"."""
-    return (
-        f"Hidden {movie_name(movie)}: it won't be recommended to you again. "
-        "Undo it from your ratings list."
-    )
+    return f"Hidden {movie_name(movie)}: it won't be recommended to you again. {undo}"
 
 
 def undismissed(movie: Movie) -> str:

@@ -635,7 +635,7 @@ def parse_export(data: bytes, filename: str, catalog: Catalog) -> ParsedImport:
     else:
         parsed = _parse_table(_read_table(data, name), catalog)
     log.info(
-        "Parsed %r as a %s export: %d matched, %d unmatched, skipped %s",
+        "Parsed %r (format: %s): %d matched, %d unmatched, skipped %s",
         filename[:100],
         parsed.format,
         len(parsed.ratings),

@@ -140,6 +140,14 @@ class ModelHost:
             len(self.dataset.ratings),
         )
         self.bundle = await asyncio.to_thread(self._load_matching_model)
+        if self.config.model_path.is_dir():
+            log.error(
+                "MODEL_PATH %s is a folder, not a file: no model can be saved there. Set "
+                "MODEL_PATH to a file path (e.g. models/model.joblib); until then members get "
+                "popular picks.",
+                self.config.model_path,
+            )
+            return
         if self.bundle is None and fit_in_background and self.owner:
             self._startup = asyncio.create_task(self._startup_fit(), name="startup-fit")
 
@@ -181,6 +189,10 @@ class ModelHost:
     def fitting(self) -> bool:
         """Return True while a fit runs in this process."""
         return self._refit_started is not None
+
+    async def fit_running(self) -> bool:
+        """Return True while a fit runs here or in the process that holds the refit lease."""
+        return self.fitting or (not self.owner and await run_store.running(self.db))
 
     async def close(self) -> None:
         """Stop a running fit (its run is recorded as interrupted) and give the lease up."""

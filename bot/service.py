@@ -327,13 +327,14 @@ class MovieService:
             assert popular is not None
             allowed = self._allowed(popular.item_ids_, genre_name)
             picks = popular.recommend({}, count, exclude=[*ratings, *hidden], allowed=allowed)
+            fitting = await self.host.fit_running()
             return Recommendations(
                 self._picks(picks),
                 len(ratings),
                 personalized=False,
-                warming_up=self.host.fitting,
+                warming_up=fitting,
                 genre=genre_name,
-                model_missing=not self.host.fitting,
+                model_missing=not fitting,
             )
         found, used = await asyncio.to_thread(
             self._recommend, bundle, ratings, count, genre_name, hidden, discover
@@ -387,8 +388,13 @@ class MovieService:
         async def close_to(movie: Movie) -> SimilarMovies:
             bundle = self.host.bundle
             if bundle is None:
+                if await self.host.fit_running():
+                    raise ModelUnavailableError(
+                        "The recommendation model is warming up; try /similar again in a minute."
+                    )
                 raise ModelUnavailableError(
-                    "The recommendation model is warming up; try /similar again in a minute."
+                    "The recommendation model isn't available right now (its last fit did not "
+                    "finish; an admin can check the bot's log and run /retrain)."
                 )
             picks = await asyncio.to_thread(bundle.model.similar, movie.movie_id, count)
             return SimilarMovies(movie, self._picks(picks))

@@ -179,3 +179,21 @@ async def test_a_whole_movie_night_in_the_console(service: MovieService) -> None
     winner = out.split("tonight it's ")[1].split("\n")[0]
     assert f"{winner} — " in out.split("Watched here (1)")[1]
     assert "with member 0, member 1, member 2" in out
+
+
+async def test_control_characters_never_reach_the_terminal(service: MovieService) -> None:
+    out = await run_lines(service, "/rate \x1b[2Jheat\x07 4", "/search \x1b]0;x\x07heat")
+    assert "\x1b" not in out
+    assert "\x07" not in out
+
+
+async def test_console_export_includes_the_hidden_films(
+    service: MovieService, tmp_path: Path
+) -> None:
+    await service.rate(0, 9, 4.0)
+    await service.dismiss(0, 10)
+    out = await run_lines(service, f"/export {tmp_path}/mine.csv", write=write_file)
+    assert "the films you hid to" in out
+    hidden = (tmp_path / "mine-not-interested.csv").read_text()
+    assert hidden.startswith("movieId,title,dismissed_at")
+    assert "Titanic (1997)" in hidden

@@ -286,9 +286,7 @@ def add_commands(sub: Any) -> None:
         help="questions asked per member with --protocol questions (default 10,20)",
     )
     ev.add_argument("--folds", type=_folds, default=5, help="number of folds (default 5)")
-    ev.add_argument(
-        "--max-folds", type=positive_int, help="run only the first N folds (quicker)"
-    )
+    ev.add_argument("--max-folds", type=positive_int, help="run only the first N folds (quicker)")
     ev.add_argument(
         "--reveal",
         type=_ints,

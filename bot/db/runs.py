@@ -124,3 +124,12 @@ async def get(db: Database, run_id: int) -> ModelRun | None:
     ):
         row = await cursor.fetchone()
     return None if row is None else ModelRun(*row)
+
+
+async def running(db: Database) -> bool:
+    """Return True while some process's fit is recorded as running."""
+    async with (
+        db.read() as conn,
+        conn.execute("SELECT 1 FROM model_runs WHERE status = 'running' LIMIT 1") as cursor,
+    ):
+        return await cursor.fetchone() is not None
