@@ -144,7 +144,9 @@ class Console:
             await self._guard(self._decide(decision, text))
             return True
         self._card = None
-        self._decision = None
+        if self._decision is not None:
+            self._decision = None
+            self.say("(The import waiting for keep or replace was not applied.)")
         pending, self._pending = self._pending, None
         if pending is not None and (choice := small_number(text, 4)) is not None:
             if 1 <= choice <= len(pending.candidates):
