@@ -19,7 +19,8 @@ measures quality:
   moved, ``alpha`` x {1/√3, √3} around the new one. When the previous choice still holds that
   is 5 fits, so re-tuning a stable data set stays cheap; a far-off start takes more. Last,
   ``blend_below`` (below how many ratings scores are blended toward popularity) is chosen
-  from :data:`BLEND_BELOW` on the chosen fit: it only changes scoring, so it costs no fit. Each
+  from :data:`BLEND_BELOW` on the chosen fit: it only changes scoring, so it costs no fit, and
+  a challenger needs to win by one standard error rather than ``margin``. Each
   score has a standard error (per-user std / sqrt(users)); a point replaces the previous choice
   only if it beats it by more than ``margin`` (default 2) standard errors of the paired
   difference (the same users, both settings), so re-tuning does not chase noise.
@@ -268,15 +269,15 @@ def tune_nmf(
         warm = measured[a][1] - measured[b][1]
         return _blend_se(_se(new), _se(warm))
 
-    def better(candidate: Point, incumbent: Point) -> bool:
-        return blend(candidate) - blend(incumbent) > margin * diff_se(candidate, incumbent)
+    def better(candidate: Point, incumbent: Point, by: float) -> bool:
+        return blend(candidate) - blend(incumbent) > by * diff_se(candidate, incumbent)
 
-    def step(incumbent: Point, points: Sequence[Point]) -> Point:
+    def step(incumbent: Point, points: Sequence[Point], by: float = margin) -> Point:
         for point in points:
             measure(point)
         challengers = [p for p in points if p != incumbent]
         best = max(challengers, key=blend, default=incumbent)
-        return best if best != incumbent and better(best, incumbent) else incumbent
+        return best if best != incumbent and better(best, incumbent, by) else incumbent
 
     def walk(incumbent: Point, neighbours: Callable[[Point], list[Point]]) -> Point:
         """Step to the best neighbour while one wins, at most ``max_moves`` times."""
@@ -303,7 +304,8 @@ def tune_nmf(
     chosen = walk(chosen, sizes)
     if chosen[1] != start_point[1]:  # alpha moved whole steps: look between them
         chosen = step(chosen, [chosen, *alphas(math.sqrt(3))(chosen)])
-    chosen = step(chosen, [chosen, *blends(chosen)])
+    # blend_below changes only scoring: a wrong call costs little, so one standard error will do
+    chosen = step(chosen, [chosen, *blends(chosen)], by=min(margin, 1.0))
 
     grid = []
     for point in measured:
