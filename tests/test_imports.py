@@ -75,7 +75,7 @@ def letterboxd_zip(files: dict[str, bytes]) -> bytes:
 
 
 def test_letterboxd_ratings_match_by_title_and_year(tiny_catalog: Catalog) -> None:
-    raw = (DATA / "letterboxd" / "ratings.csv").read_bytes()
+    raw = (DATA / "letterboxd" / "letterboxd-ratings.csv").read_bytes()
     assert b"\r\n" in raw  # the file keeps Windows line ends
     parsed = parse_export(raw, "ratings.csv", tiny_catalog)
 
@@ -95,13 +95,13 @@ def test_letterboxd_ratings_match_by_title_and_year(tiny_catalog: Catalog) -> No
 
 
 def test_letterboxd_rows_keep_their_line_and_date(tiny_catalog: Catalog) -> None:
-    parsed = parse_file("letterboxd/ratings.csv", tiny_catalog)
+    parsed = parse_file("letterboxd/letterboxd-ratings.csv", tiny_catalog)
     matrix = parsed.ratings[0]
     assert matrix == ImportedRating(movie_id=20, rating=4.5, rated_at=1704412800, line=2)
 
 
 def test_letterboxd_unmatched_rows_say_why(tiny_catalog: Catalog) -> None:
-    parsed = parse_file("letterboxd/ratings.csv", tiny_catalog)
+    parsed = parse_file("letterboxd/letterboxd-ratings.csv", tiny_catalog)
     assert parsed.unmatched == (
         Unmatched(10, "Crash", 2005, "several matches: Crash (2004); Crash (2006)"),
         Unmatched(11, "Oppenheimer", 2023, "no match"),  # newer than the data set
@@ -177,7 +177,7 @@ def test_letterboxd_zip_merges_ratings_and_diary(tiny_catalog: Catalog) -> None:
     folder = "letterboxd-someone-2026-11-28-06-00-utc"
     data = letterboxd_zip(
         {
-            f"{folder}/ratings.csv": (DATA / "letterboxd" / "ratings.csv").read_bytes(),
+            f"{folder}/ratings.csv": (DATA / "letterboxd" / "letterboxd-ratings.csv").read_bytes(),
             f"{folder}/diary.csv": (DATA / "letterboxd" / "diary.csv").read_bytes(),
             f"{folder}/watched.csv": (DATA / "letterboxd" / "watched.csv").read_bytes(),
             f"{folder}/deleted/ratings.csv": (LETTERBOXD_HEADER + "2020-01-01,Heat,1995,u,1\n"),
@@ -329,7 +329,7 @@ def test_text_in_neither_utf8_nor_cp1252_is_refused(tiny_catalog: Catalog) -> No
     ("name", "hint"),
     [
         ("not-an-export.csv", "don't recognise the columns"),
-        ("movielens-ratings.csv", "don't recognise the columns"),
+        ("movielens-layout.csv", "don't recognise the columns"),
         ("letterboxd/watched.csv", "without ratings"),
     ],
 )
