@@ -90,7 +90,12 @@ async def _console_main(settings: Settings) -> None:
                 )
             if service.bundle is None and service.refit_owner:
                 print(
-                    "Fitting the recommendation model for the first time (a few seconds)…",
+                    "Fitting the recommendation model for the first time"
+                    + (
+                        " (choosing its settings first: about half a minute)…"
+                        if service.config.tune
+                        else " (a few seconds)…"
+                    ),
                     file=sys.stderr,
                 )
                 await service.wait_until_ready()
