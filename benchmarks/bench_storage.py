@@ -2,8 +2,9 @@
 
 Writes: sequential upserts, then 1,000 concurrent upserts (200 members at once), each durable
 (WAL, synchronous=FULL) before it returns; p50/p99 per write and writes per second, then a
-check that nothing was lost. Baseline in the same run: the same writes with synchronous=OFF
-(not durable), to show what durability costs. Model: save and load time and file size.
+check that nothing was lost. In the same run: one transaction per rating (the baseline), group
+commit (``RatingWriter``, what the bot uses), and synchronous=OFF (not durable) to show what
+durability costs. Model: save and load time and file size.
 
     uv run python benchmarks/bench_storage.py
 """
@@ -20,23 +21,32 @@ import numpy as np
 from benchmarks._common import machine, movielens_source, ms, table
 from bot import db as database
 from bot.db import ratings as rating_store
+from bot.db.writer import RatingWriter
 from recommender import fit_bundle, load_bundle, load_dataset, save_bundle
 
 
-async def writes(path: Path, durable: bool) -> dict[str, np.ndarray | float]:
+async def writes(path: Path, durable: bool, grouped: bool) -> dict[str, np.ndarray | float]:
     db = await database.connect(path)
     if not durable:
         await db.connection.execute("PRAGMA synchronous = OFF")
+    writer = RatingWriter(db)
+
+    async def upsert(user: int, movie: int, stars: float) -> None:
+        if grouped:
+            await writer.upsert(user, movie, stars)
+        else:
+            await rating_store.upsert(db, user, movie, stars)
+
     sequential = []
     for i in range(500):
         started = time.perf_counter()
-        await rating_store.upsert(db, 1, i, 0.5 + (i % 10) / 2)
+        await upsert(1, i, 0.5 + (i % 10) / 2)
         sequential.append(time.perf_counter() - started)
     concurrent: list[float] = []
 
     async def one(user: int, movie: int) -> None:
         started = time.perf_counter()
-        await rating_store.upsert(db, user, movie, 4.0)
+        await upsert(user, movie, 4.0)
         concurrent.append(time.perf_counter() - started)
 
     started = time.perf_counter()
@@ -51,14 +61,19 @@ async def writes(path: Path, durable: bool) -> dict[str, np.ndarray | float]:
 def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for durable in (True, False):
-            result = asyncio.run(writes(Path(tmp) / f"bench-{durable}.db", durable))
+        for name, durable, grouped in (
+            ("durable, one transaction per rating", True, False),
+            ("durable, group commit (the bot)", True, True),
+            ("not durable: synchronous=OFF", False, False),
+        ):
+            db_path = Path(tmp) / f"bench-{durable}-{grouped}.db"
+            result = asyncio.run(writes(db_path, durable, grouped))
             seq, conc = result["sequential"], result["concurrent"]
             assert isinstance(seq, np.ndarray)
             assert isinstance(conc, np.ndarray)
             rows.append(
                 [
-                    "durable (synchronous=FULL)" if durable else "baseline: synchronous=OFF",
+                    name,
                     ms(seq, 50),
                     ms(seq, 99),
                     f"{len(seq) / seq.sum():,.0f}",

@@ -22,6 +22,7 @@ from bot import db as database
 from bot.db import dismissals as dismissal_store
 from bot.db import ratings as rating_store
 from bot.db import state as state_store
+from bot.db.writer import RatingWriter
 from bot.errors import AmbiguousTitleError, ModelUnavailableError, UserFacingError
 from bot.lookup import find_genre, find_movie
 from bot.model_host import ModelHost, ServiceConfig
@@ -68,6 +69,7 @@ class MovieService:
     def __init__(self, db: database.Database, host: ModelHost) -> None:
         self.db = db
         self.host = host
+        self.writer = RatingWriter(db)  # group commit for members' ratings
         self.nights = MovieNights(db, host, host.config.nights)
         self.onboarding = Onboarding(db, host, host.config.import_cooldown_seconds)
 
@@ -96,8 +98,9 @@ class MovieService:
         return cls(db, host)
 
     async def close(self) -> None:
-        """Stop a running refit, give up the refit lease and close the database."""
+        """Write queued ratings, stop a running refit, give up the refit lease, close the db."""
         try:
+            await self.writer.close()
             await self.host.close()
         finally:
             await self.db.close()
@@ -213,7 +216,7 @@ class MovieService:
         """Save a member's rating of a movie; return it with the previous rating, if any."""
         value = parse_rating(rating)
         movie = self.movie(movie_id)
-        previous = await rating_store.upsert(self.db, user_id, movie.movie_id, value, guild_id)
+        previous = await self.writer.upsert(user_id, movie.movie_id, value, guild_id)
         return RateResult(movie, value, previous)
 
     async def rate_title(

@@ -69,24 +69,39 @@ WRITER = """
 import asyncio, sys
 from bot import db as database
 from bot.db import ratings as rating_store
+from bot.db.writer import RatingWriter
 
-async def main(path):
+async def main(path, grouped):
     db = await database.connect(path)
-    i = 0
-    while True:
-        user, movie, stars = i % 50, i, 0.5 + (i % 10) / 2
-        await rating_store.upsert(db, user, movie, stars)
-        print(f"{user} {movie} {stars}", flush=True)  # the member sees the confirmation now
-        i += 1
+    writer = RatingWriter(db)
 
-asyncio.run(main(sys.argv[1]))
+    async def one(i):
+        user, movie, stars = i % 50, i, 0.5 + (i % 10) / 2
+        if grouped:
+            await writer.upsert(user, movie, stars)
+        else:
+            await rating_store.upsert(db, user, movie, stars)
+        print(f"{user} {movie} {stars}", flush=True)  # the member sees the confirmation now
+
+    i = 0
+    while True:  # 40 members at a time, so group commit batches them
+        await asyncio.gather(*(one(i + j) for j in range(40)))
+        i += 40
+
+asyncio.run(main(sys.argv[1], sys.argv[2] == "grouped"))
 """
 
 
-def test_sigkill_during_a_burst_of_writes_loses_no_confirmed_rating(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["one-by-one", "grouped"])
+def test_sigkill_during_a_burst_of_writes_loses_no_confirmed_rating(
+    tmp_path: Path, mode: str
+) -> None:
     path = tmp_path / "burst.db"
     child = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+        [sys.executable, "-c", WRITER, str(path), mode],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
     )
     assert child.stdout is not None
     confirmed = []

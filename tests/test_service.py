@@ -391,3 +391,38 @@ def write_blocks(folder: Path, users: int = 150, movies: int = 40) -> Path:
                     stars = rng.choice([4.0, 4.5, 5.0]) if liked else rng.choice([1.0, 2.0, 3.0])
                     fh.write(f"{user},{movie},{stars},{1_000_000_000 + movie}\n")
     return folder
+
+
+async def test_concurrent_ratings_share_commits_and_a_bad_one_fails_alone(
+    service: MovieService,
+) -> None:
+    from bot.db import StorageError
+
+    writer = service.writer
+    results = await asyncio.gather(
+        *(writer.upsert(500 + i, 1 + i % 13, 4.0) for i in range(60)),
+        writer.upsert(9, 1, 4.25),  # breaks the table's half-star CHECK
+        *(writer.upsert(700 + i, 2, 3.0) for i in range(40)),
+        writer.upsert(500, 1, 2.0),  # the same member and film twice in one batch
+        return_exceptions=True,
+    )
+    assert [i for i, r in enumerate(results) if isinstance(r, StorageError)] == [60]
+    assert results[0] is None
+    assert results[-1] == 4.0  # the first rating of the batch is the previous one
+    assert await rating_store.for_user(service.db, 500) == {1: 2.0}
+    assert await rating_store.for_user(service.db, 739) == {2: 3.0}
+    assert await rating_store.for_user(service.db, 9) == {}
+
+
+async def test_ratings_queued_at_shutdown_are_written_and_later_ones_refused(
+    tmp_path: Path,
+) -> None:
+    async with tiny_service(tmp_path) as service:
+        pending = [asyncio.create_task(service.rate(800 + i, 1, 5.0)) for i in range(20)]
+        await asyncio.sleep(0)
+        await service.writer.close()
+        await asyncio.gather(*pending)
+        with pytest.raises(UserFacingError, match="shutting down"):
+            await service.rate(900, 1, 5.0)
+        for i in range(20):
+            assert await rating_store.for_user(service.db, 800 + i) == {1: 5.0}

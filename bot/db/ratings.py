@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import aiosqlite
+
 from bot.db import Database
 
 
@@ -48,6 +50,47 @@ async def upsert(
                 (user_id, movie_id, now),
             )
     return None if row is None else float(row[0])
+
+
+async def upsert_many(
+    conn: aiosqlite.Connection, rows: list[tuple[int, int, float, int | None]]
+) -> list[float | None]:
+    """Save many (member, movie, stars, server) ratings inside the caller's transaction.
+
+    A few statements for the whole batch, not a few per rating; returns each member's previous
+    rating (None when new). A row the table refuses fails the whole call; the caller retries.
+    """
+    now = _now()
+    previous: dict[tuple[int, int], float] = {}
+    for start in range(0, len(rows), 400):
+        chunk = rows[start : start + 400]
+        pairs = ", ".join(["(?, ?)"] * len(chunk))  # placeholders only; values are bound
+        async with conn.execute(
+            "SELECT user_id, movie_id, rating FROM ratings"
+            f" WHERE (user_id, movie_id) IN (VALUES {pairs})",
+            tuple(value for user, movie, _, _ in chunk for value in (user, movie)),
+        ) as cursor:
+            previous.update({(int(u), int(m)): float(r) async for u, m, r in cursor})
+    before: list[float | None] = []
+    events = []
+    for user, movie, stars, _ in rows:
+        old = previous.get((user, movie))
+        before.append(old)
+        if old != stars:
+            events.append((user, movie, now))
+        previous[(user, movie)] = stars  # a member rating the same film twice in one batch
+    await conn.executemany(
+        "INSERT INTO ratings (user_id, movie_id, rating, guild_id, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (user_id, movie_id) DO UPDATE SET"
+        " rating = excluded.rating, guild_id = COALESCE(excluded.guild_id, guild_id),"
+        " updated_at = excluded.updated_at",
+        [(user, movie, stars, guild, now, now) for user, movie, stars, guild in rows],
+    )
+    await conn.executemany(
+        "INSERT INTO rating_events (user_id, movie_id, kind, at) VALUES (?, ?, 'rate', ?)", events
+    )
+    return before
 
 
 async def delete(db: Database, user_id: int, movie_id: int) -> float | None:
