@@ -30,6 +30,14 @@ def find_movie(catalog: Catalog, query: str) -> Movie:
     raise TitleNotFoundError(text[:100])
 
 
+def movie_by_id(catalog: Catalog, movie_id: int) -> Movie:
+    """Return a catalog movie by id, or raise a friendly error."""
+    movie = catalog.get(movie_id)
+    if movie is None:
+        raise UserFacingError("That movie isn't in the catalog any more.")
+    return movie
+
+
 def find_genre(catalog: Catalog, genre: str | None) -> str | None:
     """Return the catalog's spelling of a typed genre (None for none), or raise a friendly error."""
     if genre is None or not genre.strip():

@@ -24,7 +24,12 @@ import pandas as pd
 from bot.db import Database
 from bot.db import ratings as rating_store
 from bot.db import runs as run_store
-from bot.errors import NotRefitOwnerError, RetrainRunningError, UserFacingError
+from bot.errors import (
+    ModelUnavailableError,
+    NotRefitOwnerError,
+    RetrainRunningError,
+    UserFacingError,
+)
 from bot.lease import RefitLease, lease_for
 from bot.night_config import NightConfig
 from bot.refit_worker import RefitStopped, RefitWorker
@@ -209,6 +214,12 @@ class ModelHost:
         self.lease.release()
 
     # ------------------------------------------------------------------ the served model
+
+    def loaded_catalog(self) -> Catalog:
+        """Return the data set's catalog, or a friendly error while it is still loading."""
+        if self.catalog is None:
+            raise ModelUnavailableError("I'm still loading the movie list; try again in a moment.")
+        return self.catalog
 
     async def refresh(self) -> None:
         """Load the model file again if another process replaced it (checked every few s)."""

@@ -24,7 +24,7 @@ from bot.db import nights as night_store
 from bot.db import ratings as rating_store
 from bot.db.nights import Night, NightPick
 from bot.errors import UserFacingError
-from bot.lookup import find_genre
+from bot.lookup import find_genre, movie_by_id
 from bot.night_config import NightConfig
 from recommender import group
 from recommender.base import Recommender
@@ -101,15 +101,7 @@ class MovieNights:
     @property
     def catalog(self) -> Catalog:
         """Return the loaded catalog."""
-        if self.host.catalog is None:
-            raise UserFacingError("I'm still loading the movie list; try again in a moment.")
-        return self.host.catalog
-
-    def _movie(self, movie_id: int) -> Movie:
-        movie = self.catalog.get(movie_id)
-        if movie is None:
-            raise UserFacingError("That movie isn't in the catalog any more.")
-        return movie
+        return self.host.loaded_catalog()
 
     # ------------------------------------------------------------------ starting
 
@@ -425,14 +417,14 @@ class MovieNights:
 
     async def add_watched(self, guild_id: int, movie_id: int, by: int) -> Movie:
         """Put a film on the watched list by hand (admins)."""
-        movie = self._movie(movie_id)
+        movie = movie_by_id(self.catalog, movie_id)
         if not await night_store.add_watched(self.db, guild_id, movie_id, by):
             raise UserFacingError(f"{movie.label} is already on the watched list.")
         return movie
 
     async def remove_watched(self, guild_id: int, movie_id: int, by: int | None = None) -> Movie:
         """Take a film off the watched list (admins)."""
-        movie = self._movie(movie_id)
+        movie = movie_by_id(self.catalog, movie_id)
         if not await night_store.remove_watched(self.db, guild_id, movie_id):
             raise UserFacingError(f"{movie.label} isn't on the watched list.")
         return movie

@@ -72,9 +72,7 @@ class Onboarding:
     @property
     def catalog(self) -> Catalog:
         """Return the loaded catalog."""
-        if self.host.catalog is None:
-            raise UserFacingError("I'm still loading the movie list; try again in a moment.")
-        return self.host.catalog
+        return self.host.loaded_catalog()
 
     # ------------------------------------------------------------------ imports
 

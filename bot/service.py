@@ -24,7 +24,7 @@ from bot.db import ratings as rating_store
 from bot.db import state as state_store
 from bot.db.writer import RatingWriter
 from bot.errors import AmbiguousTitleError, ModelUnavailableError, UserFacingError
-from bot.lookup import find_genre, find_movie
+from bot.lookup import find_genre, find_movie, movie_by_id
 from bot.model_host import ModelHost, ServiceConfig
 from bot.nights import MovieNights
 from bot.onboarding import Onboarding
@@ -173,9 +173,7 @@ class MovieService:
     @property
     def catalog(self) -> Catalog:
         """Return the catalog of the loaded data set."""
-        if self.host.catalog is None:
-            raise ModelUnavailableError("I'm still loading the movie list; try again in a moment.")
-        return self.host.catalog
+        return self.host.loaded_catalog()
 
     def complete(self, text: str, limit: int = 25) -> list[Movie]:
         """Return autocomplete suggestions for a typed title."""
@@ -187,10 +185,7 @@ class MovieService:
 
     def movie(self, movie_id: int) -> Movie:
         """Return a catalog movie by id, or raise a friendly error."""
-        movie = self.catalog.get(movie_id)
-        if movie is None:
-            raise UserFacingError("That movie isn't in the catalog any more.")
-        return movie
+        return movie_by_id(self.catalog, movie_id)
 
     def find_id(self, movie_id: int) -> Movie | None:
         """Return a catalog movie by id, or None."""
