@@ -168,7 +168,7 @@ class MovieNights:
         """Keep the ``MAX_GROUP`` members with the most ratings; return (kept, left out)."""
         if len(members) <= MAX_GROUP:
             return members, []
-        counts = {m: await rating_store.count_for_user(self.db, m) for m in members}
+        counts = await rating_store.counts_for_users(self.db, members)
         ranked = sorted(members, key=lambda m: (-counts[m], members.index(m)))
         kept = set(ranked[:MAX_GROUP])
         return [m for m in members if m in kept], [m for m in members if m not in kept]
@@ -376,7 +376,8 @@ class MovieNights:
         db = self.db
         night = await self._night(night_id)
         members = await night_store.members(db, night_id)
-        newcomers = tuple([m for m in members if await rating_store.count_for_user(db, m) == 0])
+        counts = await rating_store.counts_for_users(db, members)
+        newcomers = tuple(m for m in members if counts[m] == 0)
         tally = await night_store.tally(db, night_id)
         catalog = self.catalog
         choices = tuple(

@@ -182,6 +182,24 @@ async def count_for_user(db: Database, user_id: int) -> int:
     return int(row[0]) if row else 0
 
 
+async def counts_for_users(db: Database, user_ids: list[int]) -> dict[int, int]:
+    """Return how many movies each of these members has rated (0 for none), in one query."""
+    counts = dict.fromkeys(user_ids, 0)
+    for start in range(0, len(user_ids), 500):
+        chunk = user_ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))  # placeholders only; the ids are bound
+        async with (
+            db.read() as conn,
+            conn.execute(
+                f"SELECT user_id, COUNT(*) FROM ratings WHERE user_id IN ({marks})"
+                " GROUP BY user_id",
+                tuple(chunk),
+            ) as cursor,
+        ):
+            counts.update({int(u): int(n) async for u, n in cursor})
+    return counts
+
+
 async def all_ratings(db: Database) -> list[tuple[int, int, float]]:
     """Return every chat rating as (user id, movie id, stars), for a refit."""
     async with (
