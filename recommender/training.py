@@ -173,8 +173,6 @@ def fit_and_save(
     and the settings are the same), so a refit after a few new ratings costs little. Other data
     or other settings start cold.
     """
-    from pathlib import Path
-
     from recommender.data import load_dataset
     from recommender.persistence import save_bundle
 

@@ -29,27 +29,12 @@ def _now() -> int:
 async def upsert(
     db: Database, user_id: int, movie_id: int, rating: float, guild_id: int | None = None
 ) -> float | None:
-    """Save a rating (overwriting the member's previous one); return the previous value or None."""
-    now = _now()
+    """Save a rating (overwriting the member's previous one); return the previous value or None.
+
+    One transaction for one rating; the bot batches ratings with :mod:`bot.db.writer`.
+    """
     async with db.transaction() as conn:
-        async with conn.execute(
-            "SELECT rating FROM ratings WHERE user_id = ? AND movie_id = ?", (user_id, movie_id)
-        ) as cursor:
-            row = await cursor.fetchone()
-        await conn.execute(
-            "INSERT INTO ratings (user_id, movie_id, rating, guild_id, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (user_id, movie_id) DO UPDATE SET"
-            " rating = excluded.rating, guild_id = COALESCE(excluded.guild_id, guild_id),"
-            " updated_at = excluded.updated_at",
-            (user_id, movie_id, rating, guild_id, now, now),
-        )
-        if row is None or float(row[0]) != rating:
-            await conn.execute(
-                "INSERT INTO rating_events (user_id, movie_id, kind, at) VALUES (?, ?, 'rate', ?)",
-                (user_id, movie_id, now),
-            )
-    return None if row is None else float(row[0])
+        return (await upsert_many(conn, [(user_id, movie_id, rating, guild_id)]))[0]
 
 
 async def upsert_many(
