@@ -478,9 +478,8 @@ class Console:
         except (OSError, ValueError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise UserFacingError(f"Could not read “{escape(name, 60)}”: {reason}.") from exc
-        await self.service.onboarding.check_import_allowed(self.user_id, size)
         outcome = await self.service.onboarding.import_file(
-            self.user_id, data, Path(name).name, replace=replace
+            self.user_id, data, Path(name).name, replace=replace, size=size
         )
         if isinstance(outcome, ImportDecision):
             self._decision = outcome

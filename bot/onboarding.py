@@ -101,11 +101,14 @@ class Onboarding:
         *,
         replace: bool | None = None,
         guild_id: int | None = None,
+        size: int | None = None,
     ) -> ImportResult | ImportDecision:
         """Import an export file; when it disagrees with ratings made here and ``replace`` is
         None, return the decision to ask the member about instead of writing anything.
+
+        ``size`` is the file's real size when ``data`` was read only up to the limit.
         """
-        await self.check_import_allowed(user_id, len(data))
+        await self.check_import_allowed(user_id, len(data) if size is None else size)
         parsed = await asyncio.to_thread(parse_export, data, filename, self.catalog)
         if not parsed.ratings:
             raise UserFacingError(

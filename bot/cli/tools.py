@@ -351,9 +351,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
         service = await MovieService.open(service_config(settings), fit_in_background=False)
         try:
-            await service.onboarding.check_import_allowed(args.member, size)
             outcome = await service.onboarding.import_file(
-                args.member, data, path.name, replace=replace
+                args.member, data, path.name, replace=replace, size=size
             )
             if isinstance(outcome, ImportDecision):
                 raise CommandError(
