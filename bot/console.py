@@ -274,8 +274,8 @@ class Console:
             self.out.flush()
             return
         path = await self._save(args, data.encode("utf-8"))
-        stem = Path(args).stem if Path(args).suffix else Path(args).name
-        hidden_name = str(Path(args).with_name(f"{stem}-not-interested.csv"))
+        target = Path(args)
+        hidden_name = str(target.parent / f"{target.stem or 'moviebot'}-not-interested.csv")
         hidden_path = await self._save(hidden_name, hidden.encode("utf-8"))
         self.say(
             f"Saved your ratings to {escape(str(path), 200)} and the films you hid to "
