@@ -89,40 +89,46 @@ class RefitWorker:
             name="moviebot-refit",
             daemon=True,
         )
-        process.start()
+        await asyncio.to_thread(process.start)  # spawning and handing over the job take a while
         send.close()  # the child holds the only write end: its exit ends our wait
         self._process = process
+        if self._stopped:  # stop() came while the worker was starting
+            process.terminate()
         try:
             status, value = await asyncio.to_thread(_receive, receive)
         finally:
-            self._stop(process)
-            receive.close()
             self._process = None
+            await asyncio.to_thread(_reap, process)  # joining blocks: never on the event loop
+            receive.close()
         if status == "ok":
             assert isinstance(value, ModelMetadata)
             return value
         raise RefitError(str(value))
 
     def stop(self) -> None:
-        """Stop a running fit at once and refuse new ones (``run`` raises :class:`RefitStopped`)."""
-        self._stopped = True
-        if self._process is not None:
-            self._stop(self._process)
+        """Stop a running fit at once and refuse new ones (``run`` raises :class:`RefitStopped`).
 
-    @staticmethod
-    def _stop(process: multiprocessing.process.BaseProcess) -> None:
-        if process.is_alive():
-            process.terminate()
-            process.join(2)
-            if process.is_alive():
-                process.kill()
-        process.join(2)
+        Only signals the worker; ``run`` reaps it off the event loop.
+        """
+        self._stopped = True
+        if self._process is not None and self._process.is_alive():
+            self._process.terminate()
 
     def close(self) -> None:
         """Stop a running fit and shut the executor down."""
         self.stop()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _reap(process: multiprocessing.process.BaseProcess) -> None:
+    """Make sure the worker has exited (terminate, then kill if it lingers) and join it."""
+    if process.is_alive():
+        process.terminate()
+        process.join(2)
+        if process.is_alive():
+            process.kill()
+    process.join(2)
 
 
 def _receive(receive: Connection) -> tuple[str, object]:
