@@ -7,7 +7,6 @@ as a local member with user id 0 (no Discord id is 0).
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import sys
 import threading
@@ -17,7 +16,7 @@ from typing import Any, TextIO, TypeVar
 
 from bot import formatting as fmt
 from bot.errors import UserFacingError
-from bot.imports import MAX_BYTES
+from bot.imports import read_export
 from bot.nights import NightView
 from bot.onboarding import QUICKRATE_ANSWERS, ImportDecision, ImportResult
 from bot.results import Choice, SimilarMovies
@@ -51,12 +50,6 @@ def write_file(name: str, data: bytes) -> Path:
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # not \t or \n
-
-
-def read_file(name: str) -> tuple[bytes, int]:
-    """Read a file a member named (at most the import limit, plus one byte); return its size."""
-    with Path(name).expanduser().open("rb") as fh:
-        return fh.read(MAX_BYTES + 1), os.fstat(fh.fileno()).st_size
 
 
 def member_number(text: str) -> int | None:
@@ -474,7 +467,7 @@ class Console:
             )
         name = " ".join(words)
         try:
-            data, size = await asyncio.to_thread(read_file, name)
+            data, size = await asyncio.to_thread(read_export, name)
         except (OSError, ValueError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise UserFacingError(f"Could not read “{escape(name, 60)}”: {reason}.") from exc

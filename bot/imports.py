@@ -16,12 +16,13 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from bot.errors import UserFacingError
 from recommender.catalog import (
@@ -601,6 +602,15 @@ def _parse_table(table: _Table, catalog: Catalog) -> ParsedImport:
     if kind == "letterboxd":
         return _parse_letterboxd(table, None, catalog)
     return _parse_letterboxd(None, table, catalog)
+
+
+def read_export(name: str) -> tuple[bytes, int]:
+    """Read an export file a member named, up to the limit plus one byte; return it and its size.
+
+    The size is the file's real size, so a 3 MB file is refused as 3 MB without reading it all.
+    """
+    with Path(name).expanduser().open("rb") as fh:
+        return fh.read(MAX_BYTES + 1), os.fstat(fh.fileno()).st_size
 
 
 def parse_export(data: bytes, filename: str, catalog: Catalog) -> ParsedImport:

@@ -332,7 +332,7 @@ def _undo_import(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     """Import a member's Letterboxd, IMDb or moviebot export into the database."""
     from bot.cli.common import service_config
-    from bot.console import read_file
+    from bot.imports import read_export
     from bot.service import MovieService
 
     path = Path(args.file).expanduser()
@@ -341,7 +341,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     ):
         raise CommandError(f"--unmatched {args.unmatched}: that is not a file I can write.")
     try:
-        data, size = read_file(str(path))
+        data, size = read_export(str(path))
     except OSError as exc:
         raise CommandError(f"Could not read {path}: {exc.strerror or exc}") from exc
     replace = True if args.replace else (False if args.keep else None)
