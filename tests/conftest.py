@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from bot.service import MovieService
 from recommender import Catalog, Dataset, NMFRecommender, fetch_dataset, load_dataset
+from tests.harness import Harness, start_harness
+from tests.helpers import tiny_service
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,3 +58,17 @@ def catalog(movielens: Dataset) -> Catalog:
 @pytest.fixture(scope="session")
 def fitted(movielens: Dataset) -> NMFRecommender:
     return NMFRecommender(n_components=40, max_iter=60).fit(movielens.ratings)
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[MovieService]:
+    """A service over the tiny data set with a fitted model (refits in a thread)."""
+    async with tiny_service(tmp_path) as svc:
+        yield svc
+
+
+@pytest.fixture
+async def h(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
+    """The real bot against the fake Discord API, over the tiny data set."""
+    async for harness in start_harness(tmp_path, monkeypatch):
+        yield harness

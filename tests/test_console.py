@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,6 @@ from hypothesis import strategies as st
 
 from bot.console import Console, write_file
 from bot.service import MovieService
-from tests.helpers import tiny_service
 
 
 class Recorder:
@@ -28,12 +26,6 @@ class Recorder:
             raise IsADirectoryError(21, "Is a directory")
         self.files[name] = data
         return Path(name)
-
-
-@pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[MovieService]:
-    async with tiny_service(tmp_path) as svc:
-        yield svc
 
 
 async def run_lines(service: MovieService, *lines: str, write: object = None) -> str:

@@ -7,7 +7,6 @@ import csv
 import io
 import json
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import discord
@@ -23,12 +22,6 @@ from bot.settings import Settings
 from tests.fake_discord import ADMIN_PERMISSIONS, FakeDiscord, components
 from tests.harness import TOKEN, Harness, start_harness
 from tests.helpers import gate_refits, tiny_service
-
-
-@pytest.fixture
-async def h(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
-    async for harness in start_harness(tmp_path, monkeypatch):
-        yield harness
 
 
 def assert_quiet(exchange_payloads: list[dict]) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from bot.db import ratings as rating_store
 from bot.service import MovieService
 from tests.fake_discord import ADMIN_PERMISSIONS
 from tests.harness import Harness, start_harness
-from tests.helpers import TINY_MOVIES, gate_refits, tiny_service
+from tests.helpers import TINY_MOVIES, gate_refits
 
 MEMBERS = 200
 PER_MEMBER = 20
@@ -62,12 +61,6 @@ class LoopLag:
 def slow_refits(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make each refit take 2 s longer (in the worker), so the load overlaps it."""
     gate_refits(monkeypatch, seconds=2.0)
-
-
-@pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[MovieService]:
-    async with tiny_service(tmp_path) as svc:
-        yield svc
 
 
 async def test_200_members_rating_at_once_during_a_refit_lose_nothing(

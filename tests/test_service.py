@@ -4,7 +4,6 @@ import asyncio
 import csv
 import io
 import shutil
-from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,12 +18,6 @@ from bot.results import Choice, RateResult
 from bot.service import MovieService
 from recommender import load_bundle
 from tests.helpers import gate_refits, model_runs, tiny_config, tiny_service
-
-
-@pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[MovieService]:
-    async with tiny_service(tmp_path) as svc:
-        yield svc
 
 
 async def rate(service: MovieService, user: int, title: str, stars: object) -> RateResult:
