@@ -35,28 +35,25 @@ class AmbiguousTitleError(UserFacingError):
 
 
 class RetrainRunningError(UserFacingError):
-    """A refit is already in progress."""
+    """A refit is already in progress, here or (``holder`` set) in another bot process."""
 
-    def __init__(self, started_seconds_ago: float) -> None:
+    def __init__(self, started_seconds_ago: float | None, holder: int | None = None) -> None:
+        where = ""
+        if holder is not None:
+            who = f"process {holder}" if holder else "pid unknown"
+            where = f"in another moviebot process ({who}), "
+        when = (
+            f"started {max(0, round(started_seconds_ago))} s ago"
+            if started_seconds_ago is not None
+            else "just started"
+        )
         super().__init__(
-            "A retrain is already running (started "
-            f"{max(0, round(started_seconds_ago))} s ago). "
+            f"A retrain is already running ({where}{when}). "
             "I'll use the new model as soon as it's done."
         )
         self.started_seconds_ago = started_seconds_ago
+        self.holder = holder
 
 
 class ModelUnavailableError(UserFacingError):
     """The recommender has no data or model to work with yet."""
-
-
-class NotRefitOwnerError(UserFacingError):
-    """Another process holds the database's refit lease."""
-
-    def __init__(self, holder: int | None) -> None:
-        who = f"process {holder}" if holder else "another process"
-        super().__init__(
-            f"Another moviebot ({who}) refits the model for this database, so this one doesn't. "
-            "Retrain there; this one picks the new model up by itself."
-        )
-        self.holder = holder

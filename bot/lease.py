@@ -1,9 +1,13 @@
-"""Who refits: one process per database holds the refit lease, every other one only serves.
+"""One refit at a time per database: a process holds the refit lease while its refit runs.
 
-A lease has four operations (:class:`RefitLease`). On SQLite it is an OS lock on a file beside
-the database (:class:`FileLease`): the kernel drops it when the holder exits, however it exits,
-so a killed bot never leaves a stale lease behind. A shared database (PostgreSQL) implements the
-same interface with a lock held in the database.
+Any process on a database may refit (a scheduled refit, ``/retrain`` on any shard, the start-up
+fit); it takes the lease first, and while another process holds it, the answer is "already
+running". The others notice the new model file and load it. A lease has four operations
+(:class:`RefitLease`). On SQLite it is an OS lock on a file beside the database
+(:class:`FileLease`); on PostgreSQL it is an advisory lock held by a session of its own
+(``bot.db.postgres.AdvisoryLease``). Either way the lock goes when its holder goes, however it
+exits, so a killed bot never leaves a stale lease behind. Each store hands out its own lease:
+``Database.refit_lease()``.
 """
 
 from __future__ import annotations
@@ -21,19 +25,19 @@ log = logging.getLogger(__name__)
 class RefitLease(Protocol):
     """The right to refit the model and write ``MODEL_PATH`` for one database."""
 
-    def acquire(self) -> bool:
+    async def acquire(self) -> bool:
         """Take the lease if nobody holds it; return True when this process holds it."""
         ...
 
-    def renew(self) -> bool:
+    async def renew(self) -> bool:
         """Confirm the lease is still held (leases that expire extend it); return True if so."""
         ...
 
-    def release(self) -> None:
+    async def release(self) -> None:
         """Give the lease up (a no-op when not held)."""
         ...
 
-    def holder(self) -> int | None:
+    async def holder(self) -> int | None:
         """Return the process id of the holder, if known."""
         ...
 
@@ -53,7 +57,7 @@ class FileLease:
         """Return True while this process holds the lease."""
         return self._fd is not None
 
-    def acquire(self) -> bool:
+    async def acquire(self) -> bool:
         """Take the lease if nobody holds it; return True when this process holds it."""
         if self._fd is not None:
             return True
@@ -72,11 +76,11 @@ class FileLease:
         self._fd = fd
         return True
 
-    def renew(self) -> bool:
+    async def renew(self) -> bool:
         """Return True while held: an OS lock lasts as long as the process, nothing to extend."""
         return self._fd is not None
 
-    def release(self) -> None:
+    async def release(self) -> None:
         """Unlock and close the lock file."""
         if self._fd is None:
             return
@@ -85,7 +89,7 @@ class FileLease:
             os.ftruncate(fd, 0)
         os.close(fd)  # closing drops the flock
 
-    def holder(self) -> int | None:
+    async def holder(self) -> int | None:
         """Return the holder's process id as written in the lock file, if any."""
         if self._fd is not None:
             return os.getpid()
@@ -99,24 +103,24 @@ class FileLease:
 class NoLease:
     """A lease that is always held: for databases no other process can open (``:memory:``)."""
 
-    def acquire(self) -> bool:
+    async def acquire(self) -> bool:
         """Return True: nobody else can hold it."""
         return True
 
-    def renew(self) -> bool:
+    async def renew(self) -> bool:
         """Return True."""
         return True
 
-    def release(self) -> None:
+    async def release(self) -> None:
         """Do nothing."""
 
-    def holder(self) -> int | None:
+    async def holder(self) -> int | None:
         """Return this process's id."""
         return os.getpid()
 
 
-def lease_for(database_path: Path) -> RefitLease:
-    """Return the refit lease of the database at ``database_path``."""
+def file_lease_for(database_path: Path) -> RefitLease:
+    """Return the refit lease of the SQLite database at ``database_path``."""
     if str(database_path) == ":memory:":
         return NoLease()
     return FileLease(database_path.with_name(database_path.name + ".refit.lock"))

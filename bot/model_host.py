@@ -26,11 +26,10 @@ from bot.db import ratings as rating_store
 from bot.db import runs as run_store
 from bot.errors import (
     ModelUnavailableError,
-    NotRefitOwnerError,
     RetrainRunningError,
     UserFacingError,
 )
-from bot.lease import RefitLease, lease_for
+from bot.lease import RefitLease
 from bot.night_config import NightConfig
 from bot.refit_worker import RefitStopped, RefitWorker
 from bot.results import RetrainResult
@@ -57,6 +56,7 @@ class ServiceConfig:
     """Where the bot keeps its files, and how it fits."""
 
     database_path: Path = Path("data/moviebot.db")
+    database_url: str | None = None  # a PostgreSQL URL; overrides database_path
     movielens_source: str = "ml-latest-small"
     data_dir: Path = Path("data")
     model_path: Path = Path("models/model.joblib")
@@ -67,6 +67,11 @@ class ServiceConfig:
     stats_min_members: int = 3
     nights: NightConfig = field(default_factory=NightConfig)
     import_cooldown_seconds: int = 3600
+
+    @property
+    def database(self) -> str | Path:
+        """Return where the database is: the PostgreSQL URL if set, else the SQLite file."""
+        return self.database_url or self.database_path
 
 
 class ModelHost:
@@ -80,7 +85,7 @@ class ModelHost:
     worker : RefitWorker, optional
         Where fits run; by default a spawned process per fit.
     lease : RefitLease, optional
-        Who may refit; by default a lock file beside the database.
+        Who may refit right now; by default the store's own (``Database.refit_lease``).
     """
 
     def __init__(
@@ -93,12 +98,11 @@ class ModelHost:
         self.db = db
         self.config = config
         self.worker = worker or RefitWorker()
-        self.lease = lease or lease_for(db.path)
+        self.lease = lease or db.refit_lease()
         self.dataset: Dataset | None = None
         self.catalog: Catalog | None = None
         self.bundle: ModelBundle | None = None
         self.popular: PopularityRecommender | None = None
-        self.owner = False
         self._refit_started: float | None = None
         self._idle = asyncio.Event()
         self._idle.set()
@@ -109,25 +113,15 @@ class ModelHost:
     # ------------------------------------------------------------------ start and stop
 
     async def start(self, *, fit_in_background: bool = True) -> None:
-        """Take the refit lease if free, load the data set and the saved model, fit if needed.
+        """Load the data set and the saved model; fit one in the background if there is none.
 
         Raises :class:`recommender.DataError` when the data set is missing or broken.
         """
-        self.owner = self.lease.acquire()
-        if self.owner:
-            abandoned = await run_store.abandon_running(self.db)
-            if abandoned:
-                log.warning("Marked %d interrupted model fit(s) as failed", abandoned)
-            if await asyncio.to_thread(remove_stale_temp_files, self.config.model_path):
-                log.warning("Removed an unfinished model file left by an interrupted save")
-        else:
-            log.warning(
-                "Another moviebot process (pid %s) refits the model for %s; this one serves the "
-                "saved model and never refits or writes %s",
-                self.lease.holder() or "unknown",
-                self.db.path,
-                self.config.model_path,
-            )
+        if await self.lease.acquire():  # nobody refits: tidy what a killed refit left
+            try:
+                await self._clean_up_after_others()
+            finally:
+                await self.lease.release()
         self.dataset = await asyncio.to_thread(
             load_dataset,
             self.config.movielens_source,
@@ -153,7 +147,7 @@ class ModelHost:
                 self.config.model_path,
             )
             return
-        if self.bundle is None and fit_in_background and self.owner:
+        if self.bundle is None and fit_in_background:
             self._startup = asyncio.create_task(self._startup_fit(), name="startup-fit")
 
     def _load_matching_model(self) -> ModelBundle | None:
@@ -163,7 +157,7 @@ class ModelHost:
             self._model_mtime = path.stat().st_mtime
             bundle = load_bundle(path)
         except (ModelNotFoundError, FileNotFoundError):
-            log.info("No saved model at %s%s", path, "; fitting one" if self.owner else "")
+            log.info("No saved model at %s", path)
             return None
         except ModelFileError as exc:
             log.warning("Ignoring the saved model: %s", exc)
@@ -181,6 +175,13 @@ class ModelHost:
     async def _startup_fit(self) -> RetrainResult | None:
         try:
             return await self.retrain("startup")
+        except RetrainRunningError as exc:
+            log.info(
+                "Another moviebot process (%s) is fitting the model; this one serves popular "
+                "picks until that model is saved, then loads it",
+                f"pid {exc.holder}" if exc.holder else "pid unknown",
+            )
+            return None
         except UserFacingError as exc:
             log.warning("The start-up fit did not finish: %s", exc)
             return None
@@ -196,8 +197,17 @@ class ModelHost:
         return self._refit_started is not None
 
     async def fit_running(self) -> bool:
-        """Return True while a fit runs here or in the process that holds the refit lease."""
-        return self.fitting or (not self.owner and await run_store.running(self.db))
+        """Return True while a fit runs here or in another process on the same database."""
+        return self.fitting or await run_store.running(self.db)
+
+    async def fitting_elsewhere(self) -> int | None:
+        """Return the process id of another process refitting right now (0 if unknown)."""
+        if self.fitting:
+            return None
+        holder = await self.lease.holder()
+        if holder is None and not await run_store.running(self.db):
+            return None
+        return holder or 0
 
     async def close(self) -> None:
         """Stop a running fit (its run is recorded as interrupted) and give the lease up."""
@@ -211,7 +221,7 @@ class ModelHost:
             self._startup.cancel()
             await asyncio.gather(self._startup, return_exceptions=True)
         self.worker.close()
-        self.lease.release()
+        await self.lease.release()
 
     # ------------------------------------------------------------------ the served model
 
@@ -223,7 +233,7 @@ class ModelHost:
 
     async def refresh(self) -> None:
         """Load the model file again if another process replaced it (checked every few s)."""
-        if self.owner or self.dataset is None:
+        if self.fitting or self.dataset is None:
             return
         now = time.monotonic()
         if now < self._next_reload_check:
@@ -249,20 +259,35 @@ class ModelHost:
     async def retrain(self, trigger: str, requested_by: int | None = None) -> RetrainResult:
         """Refit on MovieLens plus every chat rating in the worker, save it, and swap it in.
 
-        Only one refit runs at a time: a second call raises :class:`RetrainRunningError`. A failed
-        refit keeps the current model, is recorded with its error, and raises a friendly error.
+        One refit runs at a time per database: while one runs here or in another process (which
+        holds the refit lease), a call raises :class:`RetrainRunningError`. A failed refit keeps
+        the current model, is recorded with its error, and raises a friendly error.
         """
-        if not self.owner:
-            raise NotRefitOwnerError(self.lease.holder())
         if self._refit_started is not None:
             raise RetrainRunningError(time.monotonic() - self._refit_started)
         self._refit_started = time.monotonic()
         self._idle.clear()
         try:
-            return await self._retrain(trigger, requested_by)
+            if not await self.lease.acquire():
+                raise RetrainRunningError(
+                    await run_store.running_for(self.db), holder=await self.lease.holder() or 0
+                )
+            try:
+                await self._clean_up_after_others()
+                return await self._retrain(trigger, requested_by)
+            finally:
+                await self.lease.release()
         finally:
             self._refit_started = None
             self._idle.set()
+
+    async def _clean_up_after_others(self) -> None:
+        """With the lease held, nobody else fits: tidy what a killed refit left behind."""
+        abandoned = await run_store.abandon_running(self.db)
+        if abandoned:
+            log.warning("Marked %d interrupted model fit(s) as failed", abandoned)
+        if await asyncio.to_thread(remove_stale_temp_files, self.config.model_path):
+            log.warning("Removed an unfinished model file left by an interrupted save")
 
     async def _retrain(self, trigger: str, requested_by: int | None) -> RetrainResult:
         started = time.monotonic()
@@ -282,9 +307,11 @@ class ModelHost:
             )
             bundle = await asyncio.to_thread(load_bundle, staged)
             run = await run_store.get(self.db, run_id)
-            if run is None or run.status != "running" or not self.lease.renew():
+            if run is None or run.status != "running" or not await self.lease.renew():
                 raise RefitStopped("the run was closed while the fit ran")
-            await asyncio.to_thread(_put_in_place, staged, self.config.model_path)
+            self._model_mtime = await asyncio.to_thread(
+                _put_in_place, staged, self.config.model_path
+            )
         except (asyncio.CancelledError, RefitStopped) as exc:
             await asyncio.to_thread(staged.unlink, missing_ok=True)
             await run_store.fail(self.db, run_id, run_store.INTERRUPTED, time.monotonic() - started)
@@ -339,10 +366,12 @@ class ModelHost:
         return await rating_store.events_since(self.db, last.last_event_id if last else 0)
 
     async def scheduled_refit(self) -> RetrainResult | None:
-        """Refit if enough ratings changed since the last successful fit (or no model is live)."""
-        if not self.owner:
-            await self.refresh()
-            return None
+        """Refit if enough ratings changed since the last successful fit (or no model is live).
+
+        Every process on a database runs this; the first takes the lease and refits, the
+        others find the refit running (or, after it, nothing new) and load its model.
+        """
+        await self.refresh()
         if self._refit_started is not None:
             return None
         if self.bundle is not None:
@@ -356,14 +385,15 @@ class ModelHost:
             return None
 
 
-def _put_in_place(staged: Path, path: Path) -> None:
-    """Replace the live model file with a staged one, durably."""
+def _put_in_place(staged: Path, path: Path) -> float:
+    """Replace the live model file with a staged one, durably; return its modification time."""
     os.replace(staged, path)
     descriptor = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+    return path.stat().st_mtime
 
 
 def ratings_frame(rows: list[tuple[int, int, float]]) -> pd.DataFrame:

@@ -87,7 +87,7 @@ class MovieService:
         Raises :class:`~bot.db.StorageError` or :class:`recommender.DataError` with a message
         that says what to fix; nothing is left open then.
         """
-        db = await database.connect(config.database_path, busy_timeout_ms=config.busy_timeout_ms)
+        db = await database.connect(config.database, busy_timeout_ms=config.busy_timeout_ms)
         host = ModelHost(db, config, RefitWorker(executor))
         try:
             await host.start(fit_in_background=fit_in_background)
@@ -123,15 +123,9 @@ class MovieService:
         """Return the live model with its catalog, or None before the first fit."""
         return self.host.bundle
 
-    @property
-    def refit_owner(self) -> bool:
-        """Return True when this process refits the model for its database."""
-        return self.host.owner
-
-    @property
-    def refit_holder(self) -> int | None:
-        """Return the process id of the process that refits the model, if known."""
-        return self.host.lease.holder()
+    async def fitting_elsewhere(self) -> int | None:
+        """Return the process id of another process refitting right now (0 if unknown)."""
+        return await self.host.fitting_elsewhere()
 
     async def wait_until_ready(self) -> None:
         """Wait for the start-up fit, if one is running."""

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,6 +20,9 @@ class Settings(BaseSettings):
 
     discord_token: SecretStr | None = Field(default=None, description="Bot token.")
     database_path: Path = Path("data/moviebot.db")
+    database_url: SecretStr | None = Field(
+        default=None, description="sqlite:///path.db or postgresql://user:password@host/db"
+    )
     model_path: Path = Path("models/model.joblib")
     movielens_source: str = "ml-latest-small"
     data_dir: Path = Path("data")
@@ -37,11 +40,86 @@ class Settings(BaseSettings):
     model_components: str = "auto"
     model_alpha: str = "auto"
     model_max_iter: str = "auto"
+    shard_count: int | None = Field(default=None, ge=1, le=10_000)
+    shard_ids: str = ""
 
     @field_validator("discord_token", mode="before")
     @classmethod
     def _blank_token_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _blank_url_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_store(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        from bot.db import StorageError, is_postgresql, sqlite_path
+
+        url = value.get_secret_value()
+        if is_postgresql(url):
+            return value
+        if not url.lower().startswith("sqlite:"):
+            raise ValueError("expected a sqlite:/// or postgresql:// URL")
+        try:
+            sqlite_path(url)
+        except StorageError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("shard_count", mode="before")
+    @classmethod
+    def _blank_count_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _shard_list(cls, value: str) -> str:
+        text = str(value).replace(" ", "")
+        if text and not all(part.isascii() and part.isdigit() for part in text.split(",")):
+            raise ValueError(
+                f"expected shard numbers separated by commas (e.g. 0,1), got {value!r}"
+            )
+        return text
+
+    @model_validator(mode="after")
+    def _one_database(self) -> Settings:
+        if self.database_url is None:
+            return self
+        url = self.database_url.get_secret_value()
+        if "database_path" in self.model_fields_set:
+            from bot.db import is_postgresql, sqlite_path
+
+            if is_postgresql(url) or sqlite_path(url) != self.database_path:
+                raise ValueError(
+                    "DATABASE_URL and DATABASE_PATH name different databases; set only one "
+                    "(DATABASE_URL wins in new set-ups)"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _shards_in_range(self) -> Settings:
+        ids = self.shard_id_list()
+        if ids and self.shard_count is None:
+            raise ValueError("SHARD_IDS needs SHARD_COUNT (the total number of shards)")
+        if self.shard_count is not None and any(i >= self.shard_count for i in ids):
+            raise ValueError(f"SHARD_IDS must be below SHARD_COUNT ({self.shard_count})")
+        return self
+
+    def shard_id_list(self) -> list[int]:
+        """Return the shards this process runs (empty: all of them)."""
+        return sorted({int(part) for part in self.shard_ids.split(",") if part})
+
+    @property
+    def database(self) -> str | Path:
+        """Return the database: the DATABASE_URL if set, else the DATABASE_PATH file."""
+        if self.database_url is None:
+            return self.database_path
+        return self.database_url.get_secret_value()
 
     @field_validator("dev_guild_id", mode="before")
     @classmethod

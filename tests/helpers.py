@@ -165,6 +165,18 @@ def model_runs(folder_or_db: Path) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
+async def service_runs(service: MovieService) -> list[dict[str, Any]]:
+    """Return the rows of ``model_runs``, newest first, through the service's own store."""
+    from dataclasses import fields
+
+    from bot.db.runs import ModelRun
+
+    names = [f.name for f in fields(ModelRun)]
+    async with service.db.read() as conn:
+        rows = await conn.fetchall(f"SELECT {', '.join(names)} FROM model_runs ORDER BY id DESC")
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
 def gate_refits(
     monkeypatch: pytest.MonkeyPatch, *, seconds: float | None = None
 ) -> threading.Event:

@@ -3,27 +3,16 @@ subprocess for the process boundary (``python -m bot`` reading a pipe)."""
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from bot.cli import main
 from bot.settings import Settings
 from tests.helpers import write_tiny_csv
-
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
 
 
 def make_env(folder: Path) -> dict[str, str]:
@@ -42,33 +31,6 @@ def make_env(folder: Path) -> dict[str, str]:
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     return make_env(tmp_path)
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path):  # type: ignore[no-untyped-def]
-    """Run ``moviebot ARGS`` in this process with these settings, like a user at a shell."""
-
-    def run(args: list[str], env: dict[str, str], stdin: str = "", cwd: Path | None = None):  # type: ignore[no-untyped-def]
-        with monkeypatch.context() as patch:
-            for key in Settings.model_fields:  # nothing from the outer environment leaks in
-                patch.delenv(key.upper(), raising=False)
-            for key, value in env.items():
-                patch.setenv(key, value)
-            patch.chdir(cwd or tmp_path)
-            patch.setattr(sys, "stdin", io.StringIO(stdin))
-            capsys.readouterr()
-            gateway = logging.getLogger("discord.gateway")
-            saved = (logging.root.handlers[:], logging.root.level, gateway.level)
-            try:
-                code = main(args)
-            except SystemExit as exc:  # argparse refusing an argument
-                code = int(exc.code or 0)
-            finally:  # main() set up logging for a process; give the test run's back
-                logging.root.handlers[:], logging.root.level, gateway.level = saved
-            captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
 
 
 @pytest.fixture(scope="module")
@@ -323,7 +285,6 @@ def test_env_example_is_a_valid_configuration(
         for line in (root / ".env.example").read_text().splitlines()
         if line and not line.startswith("#")
     ]
-    from bot.settings import Settings
 
     assert {k.lower() for k in keys} == set(Settings.model_fields)  # every setting is documented
     clean = {k: v for k, v in env.items() if k not in keys or k == "MOVIELENS_SOURCE"}

@@ -17,7 +17,7 @@ import pytest
 from bot import db as database
 from bot.db import ratings as rating_store
 from bot.db import runs as run_store
-from bot.errors import NotRefitOwnerError
+from bot.errors import RetrainRunningError
 from bot.service import MovieService
 from recommender import DataError, load_dataset
 from tests.helpers import model_runs, tiny_config, tiny_service, write_tiny_csv
@@ -66,52 +66,64 @@ async def test_the_database_is_private_and_a_loose_one_is_tightened(
     assert "readable by its owner only" in caplog.text
 
 
-async def test_forgetme_leaves_the_member_in_no_table(tmp_path: Path) -> None:
-    async with tiny_service(tmp_path) as service:
-        await service.rate(MEMBER, 1, 4.5, guild_id=77)
-        await service.rate(MEMBER, 9, 2.0, guild_id=77)
-        await service.unrate(MEMBER, 9)
-        await service.rate(5, 2, 3.0)
-        await service.dismiss(MEMBER, 10)
-        night = await service.nights.start(
-            guild_id=77, channel_id=1, invoker=MEMBER, voice_members=[5]
-        )
-        await service.nights.vote(night.night.id, MEMBER, 1)
-        await service.nights.close(night.night.id, MEMBER)  # watched list, fairness record
-        await service.nights.add_watched(77, 11, MEMBER)
-        await service.nights.start(guild_id=77, channel_id=2, invoker=MEMBER, voice_members=None)
-        await service.retrain("admin", requested_by=MEMBER)
-        await service.rate(MEMBER, 3, 5.0)  # a change no fit has seen yet
-        assert await service.forget(MEMBER) == 2
-        assert await service.pending_changes() >= 1  # the next refit still drops them
-        async with service.db.read() as conn, conn.execute("PRAGMA secure_delete") as cursor:
-            assert await cursor.fetchone() == (1,)  # deleted rows are overwritten on disk
-    connection = sqlite3.connect(tmp_path / "bot.db")
-    tables = [
-        name
-        for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-    ]
-    assert {
-        "ratings",
-        "rating_events",
-        "model_runs",
-        "bot_state",
-        "dismissals",
-        "movie_nights",
-        "night_members",
-        "night_votes",
-        "night_satisfaction",
-        "watched",
-    } <= set(tables)
-    for table in tables:
-        columns = [row[1] for row in connection.execute(f"PRAGMA table_info({table})")]
-        for column in columns:
-            found = connection.execute(
-                f"SELECT COUNT(*) FROM {table} WHERE {column} = ? OR CAST({column} AS TEXT) = ?",
-                (MEMBER, str(MEMBER)),
-            ).fetchone()[0]
-            assert found == 0, f"{table}.{column} still holds the member's id"
-    connection.close()
+async def test_forgetme_leaves_the_member_in_no_table(service: MovieService) -> None:
+    await service.rate(MEMBER, 1, 4.5, guild_id=77)
+    await service.rate(MEMBER, 9, 2.0, guild_id=77)
+    await service.unrate(MEMBER, 9)
+    await service.rate(5, 2, 3.0)
+    await service.dismiss(MEMBER, 10)
+    night = await service.nights.start(guild_id=77, channel_id=1, invoker=MEMBER, voice_members=[5])
+    await service.nights.vote(night.night.id, MEMBER, 1)
+    await service.nights.close(night.night.id, MEMBER)  # watched list, fairness record
+    await service.nights.add_watched(77, 11, MEMBER)
+    await service.nights.start(guild_id=77, channel_id=2, invoker=MEMBER, voice_members=None)
+    await service.retrain("admin", requested_by=MEMBER)
+    await service.rate(MEMBER, 3, 5.0)  # a change no fit has seen yet
+    assert await service.forget(MEMBER) == 2
+    assert await service.pending_changes() >= 1  # the next refit still drops them
+    async with service.db.read() as conn:
+        if service.db.kind == "sqlite":
+            # Deleted rows are overwritten on disk.
+            assert await conn.fetchval("PRAGMA secure_delete") == 1
+            tables = [
+                name
+                for (name,) in await conn.fetchall(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                )
+            ]
+            columns = {
+                table: [row[1] for row in await conn.fetchall(f"PRAGMA table_info({table})")]
+                for table in tables
+            }
+        else:
+            rows = await conn.fetchall(
+                "SELECT table_name, column_name FROM information_schema.columns"
+                " WHERE table_schema = 'public'"
+            )
+            columns = {}
+            for table, column in rows:
+                columns.setdefault(table, []).append(column)
+        assert {
+            "ratings",
+            "rating_events",
+            "model_runs",
+            "bot_state",
+            "dismissals",
+            "movie_nights",
+            "night_members",
+            "night_votes",
+            "night_satisfaction",
+            "watched",
+            "imports",
+            "import_writes",
+        } <= set(columns)
+        for table, names in columns.items():
+            for column in names:
+                found = await conn.fetchval(
+                    f"SELECT COUNT(*) FROM {table} WHERE CAST({column} AS TEXT) = ?",
+                    (str(MEMBER),),
+                )
+                assert found == 0, f"{table}.{column} still holds the member's id"
 
 
 async def test_a_damaged_zip_member_is_one_clear_error(tmp_path: Path) -> None:
@@ -127,7 +139,7 @@ async def test_a_damaged_zip_member_is_one_clear_error(tmp_path: Path) -> None:
         load_dataset(source, progress=False)
 
 
-async def test_a_second_service_on_the_same_database_serves_but_never_refits(
+async def test_a_second_service_on_the_same_database_refits_only_when_the_first_is_not(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tests.helpers import gate_refits
@@ -140,19 +152,24 @@ async def test_a_second_service_on_the_same_database_serves_but_never_refits(
         assert running["status"] == "running"
         second = await MovieService.open(tiny_config(tmp_path))
         try:
-            assert first.refit_owner
-            assert not second.refit_owner
-            assert second.refit_holder == os.getpid()
-            with pytest.raises(NotRefitOwnerError, match=f"process {os.getpid()}"):
+            assert await second.fitting_elsewhere() == os.getpid()
+            with pytest.raises(
+                RetrainRunningError, match=f"another moviebot process \\(process {os.getpid()}\\)"
+            ):
                 await second.retrain("console")
             assert await second.scheduled_refit() is None
             assert len((await second.recommend(5, 3)).picks) == 3  # it still serves
             assert model_runs(tmp_path)[0]["status"] == "running"  # the first's run is intact
+            gate.set()
+            await refit  # the first's refit finishes and is live
+            assert model_runs(tmp_path)[0]["status"] == "succeeded"
+            assert await second.fitting_elsewhere() is None
+            await second.retrain("console")  # the lease is free again: the second may refit
+            assert [run["trigger"] for run in model_runs(tmp_path)[:2]] == ["console", "admin"]
+            assert all(run["status"] == "succeeded" for run in model_runs(tmp_path)[:2])
         finally:
+            gate.set()
             await second.close()
-        gate.set()
-        await refit  # the first's refit finishes and is live
-        assert model_runs(tmp_path)[0]["status"] == "succeeded"
 
 
 async def test_retrain_failure_without_any_model_says_so(tmp_path: Path) -> None:

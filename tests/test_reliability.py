@@ -18,6 +18,7 @@ import pytest
 
 from bot import db as database
 from bot.db import ratings as rating_store
+from bot.db.sqlite import SQLiteDatabase
 from bot.errors import UserFacingError
 from bot.service import MovieService
 from recommender import fit_bundle, load_bundle, load_dataset, save_bundle
@@ -58,7 +59,7 @@ async def test_read_only_database_says_so(tmp_path: Path) -> None:
     await rating_store.upsert(writable, 1, 1, 3.0)
     await writable.close()
     connection = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-    read_only = database.Database(connection, path)
+    read_only = SQLiteDatabase(connection, path)
     with pytest.raises(UserFacingError, match="read-only"):
         await rating_store.upsert(read_only, 1, 2, 4.0)
     assert await rating_store.for_user(read_only, 1) == {1: 3.0}
@@ -68,6 +69,7 @@ async def test_read_only_database_says_so(tmp_path: Path) -> None:
 WRITER = """
 import asyncio, sys
 from bot import db as database
+from bot.db.sqlite import SQLiteDatabase
 from bot.db import ratings as rating_store
 from bot.db.writer import RatingWriter
 
@@ -211,7 +213,8 @@ async def test_missing_data_without_network_says_how_to_fix_it(tmp_path: Path) -
         await MovieService.open(config)
     # Nothing stays open: the database can be opened again and its lock file is free.
     async with tiny_service(tmp_path) as service:
-        assert service.refit_owner
+        assert await service.fitting_elsewhere() is None
+        assert (await service.retrain("admin")).n_chat_ratings == 0
 
 
 def test_refit_worker_process_survives_the_spawn_context(tmp_path: Path) -> None:

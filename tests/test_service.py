@@ -17,7 +17,7 @@ from bot.errors import RetrainRunningError, TitleNotFoundError, UserFacingError
 from bot.results import Choice, RateResult
 from bot.service import MovieService
 from recommender import load_bundle
-from tests.helpers import gate_refits, model_runs, tiny_config, tiny_service
+from tests.helpers import gate_refits, model_runs, service_runs, tiny_config, tiny_service
 
 
 async def rate(service: MovieService, user: int, title: str, stars: object) -> RateResult:
@@ -224,7 +224,7 @@ async def test_retrain_includes_chat_ratings_and_swaps_the_model(service: MovieS
     assert service.bundle is not old
     assert (result.n_chat_ratings, result.n_chat_users) == (2, 2)
     assert service.bundle.metadata.n_chat_ratings == 2  # type: ignore[union-attr]
-    runs = model_runs(service.config.database_path)
+    runs = await service_runs(service)
     assert runs[0]["status"] == "succeeded"
     assert runs[0]["requested_by"] == 11
 
@@ -257,7 +257,7 @@ async def test_failed_retrain_keeps_the_old_model_and_records_the_error(
     with pytest.raises(UserFacingError, match="still using the previous model"):
         await service.retrain("admin")
     assert service.bundle is old
-    run = model_runs(service.config.database_path)[0]
+    run = (await service_runs(service))[0]
     assert run["status"] == "failed"
     assert "out of memory" in run["error"]
 

@@ -51,7 +51,10 @@ def _settings_problem(exc: Exception) -> str:
     errors = getattr(exc, "errors", None)
     if errors is None:
         return str(exc)
-    return "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in errors())
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" if e["loc"] else e["msg"]
+        for e in errors()
+    )
 
 
 def _stop_quietly(signum: int, frame: object) -> None:

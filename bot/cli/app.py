@@ -81,14 +81,15 @@ async def _console_main(settings: Settings) -> None:
     async def body(stop: GracefulStop) -> None:
         service = await MovieService.open(service_config(settings))
         try:
-            if not service.refit_owner:
+            elsewhere = await service.fitting_elsewhere()
+            if elsewhere is not None:
                 print(
-                    f"Note: another moviebot (process {service.refit_holder or 'unknown'}) "
-                    "refits the model for this database; this console uses the model it "
-                    "saves and never refits.",
+                    f"Note: another moviebot (process {elsewhere or 'unknown'}) is refitting "
+                    "the model for this database right now; this console uses the model it "
+                    "saves.",
                     file=sys.stderr,
                 )
-            if service.bundle is None and service.refit_owner:
+            elif service.bundle is None:
                 print(
                     "Fitting the recommendation model for the first time"
                     + (

@@ -65,6 +65,7 @@ def service_config(settings: Settings) -> ServiceConfig:
     params, tune = settings.model_params()
     return ServiceConfig(
         database_path=settings.database_path,
+        database_url=None if settings.database_url is None else str(settings.database),
         model_params=params,
         tune=tune,
         movielens_source=settings.movielens_source,
@@ -86,7 +87,7 @@ async def chat_ratings(settings: Settings) -> pd.DataFrame:
     from bot.db import ratings as rating_store
     from bot.model_host import ratings_frame
 
-    db = await database.connect(settings.database_path)
+    db = await database.connect(settings.database)
     try:
         return ratings_frame(await rating_store.all_ratings(db))
     finally:

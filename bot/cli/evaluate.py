@@ -222,7 +222,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
     dataset = load_dataset(args.dataset or settings.movielens_source, settings.data_dir)
     chat = None
-    if settings.database_path.is_file():
+    if settings.database_url is not None or settings.database_path.is_file():
         chat = asyncio.run(chat_ratings(settings))
     model = catalog = None
     model_path = Path(args.model) if args.model else settings.model_path

@@ -59,23 +59,35 @@ def cmd_data_fetch(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     """Fit a model and save it, with timings and sizes (holding the refit lease for MODEL_PATH)."""
-    from bot.lease import lease_for
-
     output = Path(args.output) if args.output else settings.model_path
     if output.is_dir():
         raise CommandError(f"--output {output} is a folder; give the model file's path.")
-    lease = lease_for(settings.database_path)
-    live = output.resolve() == settings.model_path.resolve()
-    if live and not lease.acquire():
-        raise CommandError(
-            f"Another moviebot (process {lease.holder() or 'unknown'}) refits the model for "
-            f"{settings.database_path} and owns {settings.model_path}; save elsewhere with "
-            "--output, or stop it first."
-        )
-    try:
+    if output.resolve() != settings.model_path.resolve():
         return _train(args, settings, output)
+    return asyncio.run(_train_holding_lease(args, settings, output))
+
+
+async def _train_holding_lease(args: argparse.Namespace, settings: Settings, output: Path) -> int:
+    """Train into the live MODEL_PATH while holding the database's refit lease."""
+    from bot import db as database
+    from bot.db import redact
+
+    db = await database.connect(settings.database)
+    try:
+        lease = db.refit_lease()
+        if not await lease.acquire():
+            holder = await lease.holder()
+            raise CommandError(
+                f"Another moviebot (process {holder or 'unknown'}) is refitting the model for "
+                f"{redact(settings.database)} into {settings.model_path}; save elsewhere with "
+                "--output, or wait for it to finish."
+            )
+        try:
+            return await asyncio.to_thread(_train, args, settings, output)
+        finally:
+            await lease.release()
     finally:
-        lease.release()
+        await db.close()
 
 
 def _train(args: argparse.Namespace, settings: Settings, output: Path) -> int:
@@ -388,8 +400,40 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_db_copy(args: argparse.Namespace, settings: Settings) -> int:
+    """Copy the configured database (every table) into another, empty one."""
+    from bot.db import redact
+
+    if str(args.to) == str(settings.database):
+        raise CommandError("--to names the database moviebot already uses; give another one.")
+    copied = asyncio.run(_copy(settings.database, args.to))
+    print(f"Copied {redact(settings.database)} to {redact(args.to)}:")
+    for table, count in copied.items():
+        print(f"  {table:<20} {count:>9,} rows")
+    print(
+        "Point DATABASE_URL at the new database (and remove DATABASE_PATH) to use it; "
+        "the old one is unchanged."
+    )
+    return 0
+
+
+async def _copy(source_target: str | Path, destination: str) -> dict[str, int]:
+    from bot import db as database
+    from bot.db.copy import copy_database
+
+    source = await database.connect(source_target)
+    try:
+        target = await database.connect(destination)
+        try:
+            return await copy_database(source, target)
+        finally:
+            await target.close()
+    finally:
+        await source.close()
+
+
 def add_commands(sub: Any) -> None:
-    """Add ``data``, ``train``, ``recommend``, ``search`` and ``similar``."""
+    """Add ``data``, ``db``, ``train``, ``recommend``, ``search`` and ``similar``."""
     data = sub.add_parser("data", help="manage MovieLens data")
     data_sub = data.add_subparsers(title="data commands", metavar="ACTION", required=True)
     fetch = data_sub.add_parser("fetch", help="download (checksum-verified) and check a data set")
@@ -400,6 +444,19 @@ def add_commands(sub: Any) -> None:
     )
     fetch.add_argument("--json", action="store_true", help="print JSON")
     fetch.set_defaults(handler=cmd_data_fetch)
+
+    db = sub.add_parser("db", help="manage the ratings database")
+    db_sub = db.add_subparsers(title="db commands", metavar="ACTION", required=True)
+    copy = db_sub.add_parser(
+        "copy", help="copy the database (DATABASE_URL or DATABASE_PATH) into another, empty one"
+    )
+    copy.add_argument(
+        "--to",
+        required=True,
+        metavar="URL",
+        help="the empty target: postgresql://user:password@host/db or sqlite:///path.db",
+    )
+    copy.set_defaults(handler=cmd_db_copy)
 
     train = sub.add_parser("train", help="fit the model and save it")
     train.add_argument("--dataset", help="data set name, path or URL (default: MOVIELENS_SOURCE)")

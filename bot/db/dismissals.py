@@ -38,15 +38,13 @@ async def remove(db: Database, user_id: int, movie_id: int) -> bool:
 
 async def for_user(db: Database, user_id: int) -> list[Dismissal]:
     """Return a member's dismissals, newest first."""
-    async with (
-        db.read() as conn,
-        conn.execute(
+    async with db.read() as conn:
+        rows = await conn.fetchall(
             "SELECT movie_id, dismissed_at FROM dismissals WHERE user_id = ?"
             " ORDER BY dismissed_at DESC, movie_id",
             (user_id,),
-        ) as cursor,
-    ):
-        return [Dismissal(int(m), int(at)) async for m, at in cursor]
+        )
+    return [Dismissal(int(m), int(at)) for m, at in rows]
 
 
 async def ids_for_users(db: Database, user_ids: list[int]) -> set[int]:
@@ -54,11 +52,9 @@ async def ids_for_users(db: Database, user_ids: list[int]) -> set[int]:
     if not user_ids:
         return set()
     marks = ",".join("?" * len(user_ids))
-    async with (
-        db.read() as conn,
-        conn.execute(
+    async with db.read() as conn:
+        rows = await conn.fetchall(
             f"SELECT DISTINCT movie_id FROM dismissals WHERE user_id IN ({marks})",
             tuple(user_ids),
-        ) as cursor,
-    ):
-        return {int(m) async for (m,) in cursor}
+        )
+    return {int(m) for (m,) in rows}

@@ -6,9 +6,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import aiosqlite
-
-from bot.db import Database, StorageError
+from bot.db import Connection, Database, StorageError
 
 OPEN = ("lobby", "voting")
 
@@ -85,16 +83,15 @@ async def create(
     Returns None when the channel already has an open night (nothing is written).
     """
     async with db.transaction() as conn:
-        async with conn.execute(
+        if await conn.fetchone(
             "SELECT 1 FROM movie_nights WHERE channel_id = ? AND state IN ('lobby', 'voting')",
             (channel_id,),
-        ) as cursor:
-            if await cursor.fetchone() is not None:
-                return None
-        cursor = await conn.execute(
+        ):
+            return None
+        night_id = await conn.fetchval(
             "INSERT INTO movie_nights (guild_id, channel_id, started_by, source, state,"
             " created_at, closes_at, count, genre, left_out, candidates)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 guild_id,
                 channel_id,
@@ -109,8 +106,6 @@ async def create(
                 candidates,
             ),
         )
-        night_id = int(cursor.lastrowid or 0)
-        await cursor.close()
         await conn.executemany(
             "INSERT INTO night_members (night_id, user_id) VALUES (?, ?)",
             [(night_id, user) for user in dict.fromkeys(members)],
@@ -119,9 +114,7 @@ async def create(
     return await get(db, night_id)
 
 
-async def _insert_picks(
-    conn: aiosqlite.Connection, night_id: int, picks: Sequence[NightPick]
-) -> None:
+async def _insert_picks(conn: Connection, night_id: int, picks: Sequence[NightPick]) -> None:
     await conn.executemany(
         "INSERT INTO night_picks (night_id, position, movie_id, score, best_rank, worst_rank)"
         " VALUES (?, ?, ?, ?, ?, ?)",
@@ -131,50 +124,40 @@ async def _insert_picks(
 
 async def get(db: Database, night_id: int) -> Night | None:
     """Return a night by id."""
-    async with (
-        db.read() as conn,
-        conn.execute(f"SELECT {_NIGHT} FROM movie_nights WHERE id = ?", (night_id,)) as cursor,
-    ):
-        row = await cursor.fetchone()
+    async with db.read() as conn:
+        row = await conn.fetchone(f"SELECT {_NIGHT} FROM movie_nights WHERE id = ?", (night_id,))
     return None if row is None else Night(*row)
 
 
 async def open_in_channel(db: Database, channel_id: int) -> Night | None:
     """Return the channel's open night, if any."""
-    async with (
-        db.read() as conn,
-        conn.execute(
+    async with db.read() as conn:
+        row = await conn.fetchone(
             f"SELECT {_NIGHT} FROM movie_nights WHERE channel_id = ?"
             " AND state IN ('lobby', 'voting')",
             (channel_id,),
-        ) as cursor,
-    ):
-        row = await cursor.fetchone()
+        )
     return None if row is None else Night(*row)
 
 
 async def open_nights(db: Database) -> list[Night]:
     """Return every open night (to re-attach their messages after a restart)."""
-    async with (
-        db.read() as conn,
-        conn.execute(
+    async with db.read() as conn:
+        rows = await conn.fetchall(
             f"SELECT {_NIGHT} FROM movie_nights WHERE state IN ('lobby', 'voting') ORDER BY id"
-        ) as cursor,
-    ):
-        return [Night(*row) async for row in cursor]
+        )
+        return [Night(*row) for row in rows]
 
 
 async def due(db: Database, now: int | None = None) -> list[Night]:
     """Return open nights whose lobby or vote should have closed by now."""
-    async with (
-        db.read() as conn,
-        conn.execute(
+    async with db.read() as conn:
+        rows = await conn.fetchall(
             f"SELECT {_NIGHT} FROM movie_nights WHERE state IN ('lobby', 'voting')"
             " AND closes_at <= ? ORDER BY closes_at",
             (now if now is not None else _now(),),
-        ) as cursor,
-    ):
-        return [Night(*row) async for row in cursor]
+        )
+        return [Night(*row) for row in rows]
 
 
 async def set_message(db: Database, night_id: int, message_id: int) -> None:
@@ -184,30 +167,23 @@ async def set_message(db: Database, night_id: int, message_id: int) -> None:
 
 async def members(db: Database, night_id: int) -> list[int]:
     """Return the members of a night."""
-    async with (
-        db.read() as conn,
-        conn.execute(
+    async with db.read() as conn:
+        rows = await conn.fetchall(
             "SELECT user_id FROM night_members WHERE night_id = ? ORDER BY user_id", (night_id,)
-        ) as cursor,
-    ):
-        return [int(u) async for (u,) in cursor]
+        )
+        return [int(u) for (u,) in rows]
 
 
 async def join(db: Database, night_id: int, user_id: int) -> bool:
     """Add a member to a night's lobby; return False if the lobby is closed or they were in."""
     async with db.transaction() as conn:
-        async with conn.execute(
-            "SELECT state FROM movie_nights WHERE id = ?", (night_id,)
-        ) as cursor:
-            row = await cursor.fetchone()
-        if row is None or row[0] != "lobby":
+        state = await conn.fetchval("SELECT state FROM movie_nights WHERE id = ?", (night_id,))
+        if state != "lobby":
             return False
-        cursor = await conn.execute(
+        added = await conn.execute(
             "INSERT INTO night_members (night_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
             (night_id, user_id),
         )
-        added = cursor.rowcount
-        await cursor.close()
     return bool(added)
 
 
@@ -222,13 +198,11 @@ async def start_voting(
 ) -> bool:
     """Turn a lobby into a vote with these picks; return False if it was no longer a lobby."""
     async with db.transaction() as conn:
-        cursor = await conn.execute(
+        changed = await conn.execute(
             "UPDATE movie_nights SET state = 'voting', closes_at = ?, left_out = ?,"
             " candidates = ? WHERE id = ? AND state = 'lobby'",
             (closes_at, left_out, candidates, night_id),
         )
-        changed = cursor.rowcount
-        await cursor.close()
         if changed:
             await _insert_picks(conn, night_id, picks)
     return bool(changed)
@@ -236,15 +210,13 @@ async def start_voting(
 
 async def picks(db: Database, night_id: int) -> list[NightPick]:
     """Return a night's picks in the order shown."""
-    async with (
-        db.read() as conn,
-        conn.execute(
+    async with db.read() as conn:
+        rows = await conn.fetchall(
             "SELECT position, movie_id, score, best_rank, worst_rank FROM night_picks"
             " WHERE night_id = ? ORDER BY position",
             (night_id,),
-        ) as cursor,
-    ):
-        return [NightPick(*row) async for row in cursor]
+        )
+        return [NightPick(*row) for row in rows]
 
 
 async def vote(db: Database, night_id: int, user_id: int, position: int) -> int | None:
@@ -253,36 +225,30 @@ async def vote(db: Database, night_id: int, user_id: int, position: int) -> int 
     Raises :class:`StorageError` if the night is not voting any more (a race with closing).
     """
     async with db.transaction() as conn:
-        async with conn.execute(
-            "SELECT state FROM movie_nights WHERE id = ?", (night_id,)
-        ) as cursor:
-            row = await cursor.fetchone()
-        if row is None or row[0] != "voting":
+        state = await conn.fetchval("SELECT state FROM movie_nights WHERE id = ?", (night_id,))
+        if state != "voting":
             raise StorageError("This vote is closed.")
-        async with conn.execute(
+        previous = await conn.fetchval(
             "SELECT position FROM night_votes WHERE night_id = ? AND user_id = ?",
             (night_id, user_id),
-        ) as cursor:
-            previous = await cursor.fetchone()
+        )
         await conn.execute(
             "INSERT INTO night_votes (night_id, user_id, position, voted_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (night_id, user_id) DO UPDATE SET position = excluded.position,"
             " voted_at = excluded.voted_at",
             (night_id, user_id, position, _now()),
         )
-    return None if previous is None else int(previous[0])
+    return None if previous is None else int(previous)
 
 
 async def tally(db: Database, night_id: int) -> dict[int, int]:
     """Return the votes per position."""
-    async with (
-        db.read() as conn,
-        conn.execute(
+    async with db.read() as conn:
+        rows = await conn.fetchall(
             "SELECT position, COUNT(*) FROM night_votes WHERE night_id = ? GROUP BY position",
             (night_id,),
-        ) as cursor,
-    ):
-        return {int(p): int(n) async for p, n in cursor}
+        )
+        return {int(p): int(n) for p, n in rows}
 
 
 async def close(
@@ -299,13 +265,11 @@ async def close(
     """
     now = _now()
     async with db.transaction() as conn:
-        cursor = await conn.execute(
+        changed = await conn.execute(
             "UPDATE movie_nights SET state = ?, winner = ?, closes_at = ?"
             " WHERE id = ? AND state IN ('lobby', 'voting')",
             ("cancelled" if cancelled else "closed", winner, now, night.id),
         )
-        changed = cursor.rowcount
-        await cursor.close()
         if not changed:
             return False
         if winner is not None:
@@ -330,35 +294,33 @@ async def satisfaction_history(
     ``None`` where a member was not at that night.
     """
     async with db.read() as conn:
-        async with conn.execute(
+        rows = await conn.fetchall(
             "SELECT id FROM movie_nights WHERE guild_id = ? AND state = 'closed'"
             " ORDER BY id DESC LIMIT ?",
             (guild_id, nights),
-        ) as cursor:
-            ids = [int(i) async for (i,) in cursor][::-1]
+        )
+        ids = [int(i) for (i,) in rows][::-1]
         values: dict[tuple[int, int], float] = {}
         if ids:
             marks = ",".join("?" * len(ids))
-            async with conn.execute(
+            rows = await conn.fetchall(
                 "SELECT night_id, user_id, satisfaction FROM night_satisfaction"
                 f" WHERE night_id IN ({marks})",
                 tuple(ids),
-            ) as cursor:
-                values = {(int(n), int(u)): float(s) async for n, u, s in cursor}
+            )
+            values = {(int(n), int(u)): float(s) for n, u, s in rows}
     return [[values.get((night, user)) for user in user_ids] for night in ids]
 
 
 async def watched(db: Database, guild_id: int) -> list[WatchedFilm]:
     """Return a server's watched list, newest first."""
-    async with (
-        db.read() as conn,
-        conn.execute(
+    async with db.read() as conn:
+        rows = await conn.fetchall(
             "SELECT movie_id, watched_at, night_id, added_by FROM watched WHERE guild_id = ?"
             " ORDER BY watched_at DESC, movie_id",
             (guild_id,),
-        ) as cursor,
-    ):
-        return [WatchedFilm(*row) async for row in cursor]
+        )
+        return [WatchedFilm(*row) for row in rows]
 
 
 async def add_watched(db: Database, guild_id: int, movie_id: int, added_by: int) -> bool:

@@ -50,10 +50,10 @@ async def import_ratings(
     async with db.transaction() as conn:
         await conn.execute("DELETE FROM import_backups WHERE user_id = ?", (user_id,))
         await conn.execute("DELETE FROM import_writes WHERE user_id = ?", (user_id,))
-        async with conn.execute(
+        found = await conn.fetchall(
             "SELECT movie_id, rating FROM ratings WHERE user_id = ?", (user_id,)
-        ) as cursor:
-            current = {int(m): float(r) async for m, r in cursor}
+        )
+        current = {int(m): float(r) for m, r in found}
         writes: list[tuple[int, int, float, int | None, int, int]] = []
         for movie_id, rating in rows:
             before = current.get(movie_id)
@@ -104,13 +104,10 @@ async def import_ratings(
 
 async def last_import(db: Database, user_id: int) -> LastImport | None:
     """Return a member's last import, if any."""
-    async with (
-        db.read() as conn,
-        conn.execute(
+    async with db.read() as conn:
+        row = await conn.fetchone(
             "SELECT imported_at, format, undone FROM imports WHERE user_id = ?", (user_id,)
-        ) as cursor,
-    ):
-        row = await cursor.fetchone()
+        )
     return None if row is None else LastImport(int(row[0]), str(row[1]), bool(row[2]))
 
 
@@ -124,20 +121,15 @@ async def undo_import(db: Database, user_id: int) -> tuple[int, int] | None:
     now = _now()
     restored = left = 0
     async with db.transaction() as conn:
-        async with conn.execute(
-            "SELECT undone FROM imports WHERE user_id = ?", (user_id,)
-        ) as cursor:
-            row = await cursor.fetchone()
+        row = await conn.fetchone("SELECT undone FROM imports WHERE user_id = ?", (user_id,))
         if row is None or row[0]:
             return None
-        async with conn.execute(
+        found = await conn.fetchall(
             "SELECT w.movie_id, w.rating, r.rating FROM import_writes AS w LEFT JOIN ratings AS r"
             " ON r.user_id = w.user_id AND r.movie_id = w.movie_id WHERE w.user_id = ?",
             (user_id,),
-        ) as cursor:
-            written = [
-                (int(m), float(imported), now_rating) async for m, imported, now_rating in cursor
-            ]
+        )
+        written = [(int(m), float(imported), now_rating) for m, imported, now_rating in found]
         for movie_id, imported, current in written:
             if current is None or float(current) != imported:
                 left += 1
@@ -173,13 +165,11 @@ async def skip(db: Database, user_id: int, movie_id: int) -> None:
 
 async def skipped(db: Database, user_id: int) -> set[int]:
     """Return the films a member said they haven't seen."""
-    async with (
-        db.read() as conn,
-        conn.execute(
+    async with db.read() as conn:
+        rows = await conn.fetchall(
             "SELECT movie_id FROM quickrate_skips WHERE user_id = ?", (user_id,)
-        ) as cursor,
-    ):
-        return {int(m) async for (m,) in cursor}
+        )
+        return {int(m) for (m,) in rows}
 
 
 async def welcome_once(db: Database, user_id: int) -> bool:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import aiosqlite
-
-from bot.db import Database
+from bot.db import Connection, Database
 
 
 @dataclass(frozen=True)
@@ -38,7 +36,7 @@ async def upsert(
 
 
 async def upsert_many(
-    conn: aiosqlite.Connection, rows: list[tuple[int, int, float, int | None]]
+    conn: Connection, rows: list[tuple[int, int, float, int | None]]
 ) -> list[float | None]:
     """Save many (member, movie, stars, server) ratings inside the caller's transaction.
 
@@ -49,13 +47,14 @@ async def upsert_many(
     previous: dict[tuple[int, int], float] = {}
     for start in range(0, len(rows), 400):
         chunk = rows[start : start + 400]
-        pairs = ", ".join(["(?, ?)"] * len(chunk))  # placeholders only; values are bound
-        async with conn.execute(
+        # Placeholders only; values are bound. The casts tell PostgreSQL the types.
+        pairs = ", ".join(["(CAST(? AS BIGINT), CAST(? AS BIGINT))"] * len(chunk))
+        found = await conn.fetchall(
             "SELECT user_id, movie_id, rating FROM ratings"
             f" WHERE (user_id, movie_id) IN (VALUES {pairs})",
             tuple(value for user, movie, _, _ in chunk for value in (user, movie)),
-        ) as cursor:
-            previous.update({(int(u), int(m)): float(r) async for u, m, r in cursor})
+        )
+        previous.update({(int(u), int(m)): float(r) for u, m, r in found})
     before: list[float | None] = []
     events = []
     for user, movie, stars, _ in rows:
@@ -68,9 +67,9 @@ async def upsert_many(
         "INSERT INTO ratings (user_id, movie_id, rating, guild_id, created_at, updated_at)"
         " VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (user_id, movie_id) DO UPDATE SET"
-        " rating = excluded.rating, guild_id = COALESCE(excluded.guild_id, guild_id),"
+        " rating = excluded.rating, guild_id = COALESCE(excluded.guild_id, ratings.guild_id),"
         " updated_at = excluded.updated_at",
-        [(user, movie, stars, guild, now, now) for user, movie, stars, guild in rows],
+        [(user, movie, float(stars), guild, now, now) for user, movie, stars, guild in rows],
     )
     await conn.executemany(
         "INSERT INTO rating_events (user_id, movie_id, kind, at) VALUES (?, ?, 'rate', ?)", events
@@ -81,18 +80,17 @@ async def upsert_many(
 async def delete(db: Database, user_id: int, movie_id: int) -> float | None:
     """Remove one rating; return the removed value, or None if there was none."""
     async with db.transaction() as conn:
-        async with conn.execute(
+        removed = await conn.fetchval(
             "DELETE FROM ratings WHERE user_id = ? AND movie_id = ? RETURNING rating",
             (user_id, movie_id),
-        ) as cursor:
-            row = await cursor.fetchone()
-        if row is not None:
+        )
+        if removed is not None:
             await conn.execute(
                 "INSERT INTO rating_events (user_id, movie_id, kind, at)"
                 " VALUES (?, ?, 'unrate', ?)",
                 (user_id, movie_id, _now()),
             )
-    return None if row is None else float(row[0])
+    return None if removed is None else float(removed)
 
 
 async def delete_user(db: Database, user_id: int) -> int:
@@ -103,12 +101,9 @@ async def delete_user(db: Database, user_id: int) -> int:
     the model; fits, nights and watched-list entries they started no longer name them.
     """
     async with db.transaction() as conn:
-        cursor = await conn.execute("DELETE FROM ratings WHERE user_id = ?", (user_id,))
-        removed = cursor.rowcount
-        await cursor.close()
-        cursor = await conn.execute("DELETE FROM rating_events WHERE user_id = ?", (user_id,))
-        pending = cursor.rowcount  # changes the model has not seen yet
-        await cursor.close()
+        removed = await conn.execute("DELETE FROM ratings WHERE user_id = ?", (user_id,))
+        # Changes the model has not seen yet:
+        pending = await conn.execute("DELETE FROM rating_events WHERE user_id = ?", (user_id,))
         for statement in (
             "UPDATE model_runs SET requested_by = NULL WHERE requested_by = ?",
             "DELETE FROM dismissals WHERE user_id = ?",
@@ -135,36 +130,29 @@ async def delete_user(db: Database, user_id: int) -> int:
 
 async def for_user(db: Database, user_id: int) -> dict[int, float]:
     """Return a member's ratings as movie id -> stars."""
-    async with (
-        db.read() as conn,
-        conn.execute(
+    async with db.read() as conn:
+        rows = await conn.fetchall(
             "SELECT movie_id, rating FROM ratings WHERE user_id = ?", (user_id,)
-        ) as cursor,
-    ):
-        return {int(m): float(r) async for m, r in cursor}
+        )
+    return {int(m): float(r) for m, r in rows}
 
 
 async def page_for_user(db: Database, user_id: int, offset: int, limit: int) -> list[Rating]:
     """Return one page of a member's ratings, most recently changed first."""
-    async with (
-        db.read() as conn,
-        conn.execute(
+    async with db.read() as conn:
+        rows = await conn.fetchall(
             "SELECT user_id, movie_id, rating, guild_id, created_at, updated_at FROM ratings"
             " WHERE user_id = ? ORDER BY updated_at DESC, movie_id LIMIT ? OFFSET ?",
             (user_id, limit, offset),
-        ) as cursor,
-    ):
-        return [Rating(*row) async for row in cursor]
+        )
+    return [Rating(*row) for row in rows]
 
 
 async def count_for_user(db: Database, user_id: int) -> int:
     """Return how many movies a member has rated."""
-    async with (
-        db.read() as conn,
-        conn.execute("SELECT COUNT(*) FROM ratings WHERE user_id = ?", (user_id,)) as cursor,
-    ):
-        row = await cursor.fetchone()
-    return int(row[0]) if row else 0
+    async with db.read() as conn:
+        count = await conn.fetchval("SELECT COUNT(*) FROM ratings WHERE user_id = ?", (user_id,))
+    return int(count or 0)
 
 
 async def counts_for_users(db: Database, user_ids: list[int]) -> dict[int, int]:
@@ -173,47 +161,36 @@ async def counts_for_users(db: Database, user_ids: list[int]) -> dict[int, int]:
     for start in range(0, len(user_ids), 500):
         chunk = user_ids[start : start + 500]
         marks = ",".join("?" * len(chunk))  # placeholders only; the ids are bound
-        async with (
-            db.read() as conn,
-            conn.execute(
+        async with db.read() as conn:
+            rows = await conn.fetchall(
                 f"SELECT user_id, COUNT(*) FROM ratings WHERE user_id IN ({marks})"
                 " GROUP BY user_id",
                 tuple(chunk),
-            ) as cursor,
-        ):
-            counts.update({int(u): int(n) async for u, n in cursor})
+            )
+        counts.update({int(u): int(n) for u, n in rows})
     return counts
 
 
 async def all_ratings(db: Database) -> list[tuple[int, int, float]]:
     """Return every chat rating as (user id, movie id, stars), for a refit."""
-    async with (
-        db.read() as conn,
-        conn.execute(
+    async with db.read() as conn:
+        rows = await conn.fetchall(
             "SELECT user_id, movie_id, rating FROM ratings ORDER BY user_id, movie_id"
-        ) as cursor,
-    ):
-        return [(int(u), int(m), float(r)) async for u, m, r in cursor]
+        )
+    return [(int(u), int(m), float(r)) for u, m, r in rows]
 
 
 async def latest_event_id(db: Database) -> int:
     """Return the id of the newest rating change (0 if none)."""
-    async with (
-        db.read() as conn,
-        conn.execute("SELECT COALESCE(MAX(id), 0) FROM rating_events") as cursor,
-    ):
-        row = await cursor.fetchone()
-    return int(row[0]) if row else 0
+    async with db.read() as conn:
+        return int(await conn.fetchval("SELECT COALESCE(MAX(id), 0) FROM rating_events") or 0)
 
 
 async def events_since(db: Database, event_id: int) -> int:
     """Return how many ratings were added, changed or removed after ``event_id``."""
-    async with (
-        db.read() as conn,
-        conn.execute("SELECT COUNT(*) FROM rating_events WHERE id > ?", (event_id,)) as cursor,
-    ):
-        row = await cursor.fetchone()
-    return int(row[0]) if row else 0
+    async with db.read() as conn:
+        count = await conn.fetchval("SELECT COUNT(*) FROM rating_events WHERE id > ?", (event_id,))
+    return int(count or 0)
 
 
 async def prune_events(db: Database, up_to: int) -> None:
@@ -243,24 +220,23 @@ async def server_stats(
     """
     where, params = ("WHERE guild_id = ?", (guild_id,)) if guild_id is not None else ("", ())
     async with db.read() as conn:
-        async with conn.execute(
+        members, count = await conn.fetchone(
             f"SELECT COUNT(DISTINCT user_id), COUNT(*) FROM ratings {where}", params
-        ) as cursor:
-            members, count = await cursor.fetchone() or (0, 0)
-        async with conn.execute(
+        ) or (0, 0)
+        rows = await conn.fetchall(
             f"SELECT rating, COUNT(*) FROM ratings {where} GROUP BY rating", params
-        ) as cursor:
-            by_stars = {float(r): int(n) async for r, n in cursor}
-        async with conn.execute(
+        )
+        by_stars = {float(r): int(n) for r, n in rows}
+        rows = await conn.fetchall(
             f"SELECT movie_id, COUNT(*) AS n, AVG(rating) FROM ratings {where}"
-            " GROUP BY movie_id HAVING n >= ? ORDER BY n DESC, movie_id LIMIT ?",
+            " GROUP BY movie_id HAVING COUNT(*) >= ? ORDER BY n DESC, movie_id LIMIT ?",
             (*params, min_count, top),
-        ) as cursor:
-            most = [(int(m), int(n), float(a)) async for m, n, a in cursor]
-        async with conn.execute(
+        )
+        most = [(int(m), int(n), float(a)) for m, n, a in rows]
+        rows = await conn.fetchall(
             f"SELECT movie_id, COUNT(*) AS n, AVG(rating) AS mean FROM ratings {where}"
-            " GROUP BY movie_id HAVING n >= ? ORDER BY mean DESC, n DESC, movie_id LIMIT ?",
+            " GROUP BY movie_id HAVING COUNT(*) >= ? ORDER BY mean DESC, n DESC, movie_id LIMIT ?",
             (*params, min_count, top),
-        ) as cursor:
-            best = [(int(m), int(n), float(a)) async for m, n, a in cursor]
+        )
+        best = [(int(m), int(n), float(a)) for m, n, a in rows]
     return ServerStats(int(members), int(count), by_stars, most, best)

@@ -37,14 +37,11 @@ class ModelRun:
 async def start(db: Database, trigger: str, requested_by: int | None, last_event_id: int) -> int:
     """Record that a fit started; return its id."""
     async with db.transaction() as conn:
-        cursor = await conn.execute(
+        run_id = await conn.fetchval(
             "INSERT INTO model_runs (trigger, requested_by, started_at, status, last_event_id)"
-            " VALUES (?, ?, ?, 'running', ?)",
+            " VALUES (?, ?, ?, 'running', ?) RETURNING id",
             (trigger, requested_by, int(time.time()), last_event_id),
         )
-        run_id = cursor.lastrowid
-        await cursor.close()
-    assert run_id is not None
     return int(run_id)
 
 
@@ -94,42 +91,42 @@ INTERRUPTED = "interrupted: the bot stopped during the fit"
 async def abandon_running(db: Database) -> int:
     """Mark fits left 'running' by a crashed process as failed; return how many."""
     async with db.transaction() as conn:
-        cursor = await conn.execute(
+        return await conn.execute(
             "UPDATE model_runs SET status = 'failed', finished_at = ?, error = ?"
             " WHERE status = 'running'",
             (int(time.time()), INTERRUPTED),
         )
-        count = cursor.rowcount
-        await cursor.close()
-    return int(count)
 
 
 async def last_success(db: Database) -> ModelRun | None:
     """Return the newest successful fit, if any."""
-    async with (
-        db.read() as conn,
-        conn.execute(
+    async with db.read() as conn:
+        row = await conn.fetchone(
             f"SELECT {_COLUMNS} FROM model_runs WHERE status = 'succeeded' ORDER BY id DESC LIMIT 1"
-        ) as cursor,
-    ):
-        row = await cursor.fetchone()
+        )
     return None if row is None else ModelRun(*row)
 
 
 async def get(db: Database, run_id: int) -> ModelRun | None:
     """Return one fit by id, if it exists."""
-    async with (
-        db.read() as conn,
-        conn.execute(f"SELECT {_COLUMNS} FROM model_runs WHERE id = ?", (run_id,)) as cursor,
-    ):
-        row = await cursor.fetchone()
+    async with db.read() as conn:
+        row = await conn.fetchone(f"SELECT {_COLUMNS} FROM model_runs WHERE id = ?", (run_id,))
     return None if row is None else ModelRun(*row)
 
 
 async def running(db: Database) -> bool:
     """Return True while some process's fit is recorded as running."""
-    async with (
-        db.read() as conn,
-        conn.execute("SELECT 1 FROM model_runs WHERE status = 'running' LIMIT 1") as cursor,
-    ):
-        return await cursor.fetchone() is not None
+    async with db.read() as conn:
+        return (
+            await conn.fetchone("SELECT 1 FROM model_runs WHERE status = 'running' LIMIT 1")
+            is not None
+        )
+
+
+async def running_for(db: Database) -> float | None:
+    """Return how many seconds the running fit has run (any process), or None if none runs."""
+    async with db.read() as conn:
+        started = await conn.fetchval(
+            "SELECT MIN(started_at) FROM model_runs WHERE status = 'running'"
+        )
+    return None if started is None else max(0.0, time.time() - float(started))

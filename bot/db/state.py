@@ -7,12 +7,9 @@ from bot.db import Database
 
 async def get(db: Database, key: str) -> str | None:
     """Return the stored value for ``key``, or None."""
-    async with (
-        db.read() as conn,
-        conn.execute("SELECT value FROM bot_state WHERE key = ?", (key,)) as cursor,
-    ):
-        row = await cursor.fetchone()
-    return None if row is None else str(row[0])
+    async with db.read() as conn:
+        value = await conn.fetchval("SELECT value FROM bot_state WHERE key = ?", (key,))
+    return None if value is None else str(value)
 
 
 async def put(db: Database, key: str, value: str) -> None:

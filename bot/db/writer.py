@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 from dataclasses import dataclass, field
 
-import aiosqlite
-
-from bot.db import Database, StorageError, describe
+from bot.db import Connection, Database, StorageError
 from bot.db import ratings as rating_store
 
 MAX_BATCH = 1000
@@ -76,28 +73,24 @@ class RatingWriter:
 
     @staticmethod
     async def _apply(
-        conn: aiosqlite.Connection, rows: list[tuple[int, int, float, int | None]]
+        conn: Connection, rows: list[tuple[int, int, float, int | None]]
     ) -> list[float | StorageError | None]:
-        await conn.execute("SAVEPOINT batch")
         try:
-            together: list[float | StorageError | None] = list(
-                await rating_store.upsert_many(conn, rows)
-            )
-        except sqlite3.Error:
-            await conn.execute("ROLLBACK TO batch")
+            async with conn.savepoint("batch"):
+                together: list[float | StorageError | None] = list(
+                    await rating_store.upsert_many(conn, rows)
+                )
+        except StorageError:
+            pass  # some row was refused: find it below
         else:
-            await conn.execute("RELEASE batch")
             return together
-        await conn.execute("RELEASE batch")
         alone: list[float | StorageError | None] = []
         for row in rows:  # one at a time: the bad row fails, the others are saved
-            await conn.execute("SAVEPOINT rating")
             try:
-                alone.append((await rating_store.upsert_many(conn, [row]))[0])
-            except sqlite3.Error as exc:
-                await conn.execute("ROLLBACK TO rating")
-                alone.append(describe(exc))
-            await conn.execute("RELEASE rating")
+                async with conn.savepoint("rating"):
+                    alone.append((await rating_store.upsert_many(conn, [row]))[0])
+            except StorageError as exc:
+                alone.append(exc)
         return alone
 
     async def close(self) -> None:

@@ -1,0 +1,270 @@
+"""The two stores: the same schema and queries on SQLite and PostgreSQL, copying one into the
+other, and PostgreSQL's own failures (a stopped server, a dropped connection, a killed holder of
+the refit lease), each against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot import db as database
+from bot.db import StorageError
+from bot.db import ratings as rating_store
+from bot.db.copy import TABLES
+from bot.service import MovieService
+from tests.conftest import PostgresServer
+from tests.helpers import tiny_service
+
+MEMBER = 4242
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def _schema(db: database.Database) -> dict[str, list[str]]:
+    async with db.read() as conn:
+        if db.kind == "sqlite":
+            tables = [
+                name
+                for (name,) in await conn.fetchall(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                    " AND name NOT LIKE 'sqlite_%'"
+                )
+            ]
+            return {
+                table: [row[1] for row in await conn.fetchall(f"PRAGMA table_info({table})")]
+                for table in tables
+            }
+        rows = await conn.fetchall(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = 'public' AND table_name <> 'schema_version'"
+            " ORDER BY table_name, ordinal_position"
+        )
+    schema: dict[str, list[str]] = {}
+    for table, column in rows:
+        schema.setdefault(table, []).append(column)
+    return schema
+
+
+async def test_both_stores_have_the_same_tables_and_the_copy_covers_them(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    sqlite = await database.connect(tmp_path / "bot.db")
+    postgres = await database.connect(postgres_url)
+    try:
+        on_sqlite, on_postgres = await _schema(sqlite), await _schema(postgres)
+    finally:
+        await sqlite.close()
+        await postgres.close()
+    assert {t: sorted(c) for t, c in on_sqlite.items()} == {
+        t: sorted(c) for t, c in on_postgres.items()
+    }
+    assert {t: sorted(c) for t, c in on_sqlite.items()} == {
+        t: sorted(c) for t, c in TABLES.items()
+    }  # a table or column a migration adds must be copied by `moviebot db copy`
+
+
+async def _fill(service: MovieService) -> None:
+    """Write something into every table, the way members and admins do."""
+    await service.rate(MEMBER, 1, 4.5, guild_id=77)
+    await service.rate(MEMBER, 9, 2.0, guild_id=77)
+    await service.unrate(MEMBER, 9)
+    await service.rate(5, 2, 3.0)
+    await service.dismiss(MEMBER, 10)
+    night = await service.nights.start(guild_id=77, channel_id=1, invoker=MEMBER, voice_members=[5])
+    await service.nights.vote(night.night.id, MEMBER, 1)
+    await service.nights.close(night.night.id, MEMBER)
+    await service.nights.add_watched(77, 11, MEMBER)
+    await service.nights.start(guild_id=77, channel_id=2, invoker=MEMBER, voice_members=None)
+    await service.retrain("admin", requested_by=MEMBER)
+    await service.rate(MEMBER, 3, 5.0)
+    await service.onboarding.welcome(MEMBER)
+    question = await service.onboarding.next_question(MEMBER)
+    assert question is not None
+    await service.onboarding.haven_t_seen(MEMBER, question.movie_id)
+    csv = "Date,Name,Year,Letterboxd URI,Rating\n2024-01-01,Heat,1995,https://boxd.it/x,4\n"
+    await service.onboarding.import_file(
+        MEMBER, csv.encode(), "ratings.csv", replace=True, guild_id=77
+    )
+
+
+async def _counts(db: database.Database) -> dict[str, int]:
+    async with db.read() as conn:
+        return {t: int(await conn.fetchval(f"SELECT COUNT(*) FROM {t}")) for t in TABLES}
+
+
+@pytest.mark.postgresql
+def test_db_copy_moves_every_table_to_postgresql(
+    tmp_path: Path, postgres_url: str, cli: Any
+) -> None:
+    async def fill() -> tuple[dict[str, int], dict[int, float]]:
+        async with tiny_service(tmp_path) as service:
+            await _fill(service)
+            return await _counts(service.db), await rating_store.for_user(service.db, MEMBER)
+
+    before, ratings = asyncio.run(fill())
+    assert all(before[t] for t in ("ratings", "model_runs", "movie_nights", "imports"))
+    env = {"DATABASE_PATH": str(tmp_path / "bot.db"), "MOVIELENS_SOURCE": "unused"}
+    result = cli(["db", "copy", "--to", postgres_url], env)
+    assert result.returncode == 0, result.stderr
+    assert "ratings" in result.stdout
+    assert "Point DATABASE_URL at the new database" in result.stdout
+
+    async def use_the_copy() -> None:
+        async with tiny_service(tmp_path, database_url=postgres_url) as moved:
+            assert await _counts(moved.db) == before
+            assert await rating_store.for_user(moved.db, MEMBER) == ratings
+            await moved.retrain("admin")  # new ids continue after the copied ones
+            assert await moved.pending_changes() == 0
+            assert (await _counts(moved.db))["model_runs"] == before["model_runs"] + 1
+            night = await moved.nights.start(
+                guild_id=78, channel_id=9, invoker=1, voice_members=[2]
+            )
+            assert night.night.id > before["movie_nights"]
+
+    asyncio.run(use_the_copy())
+    again = cli(["db", "copy", "--to", postgres_url], env)
+    assert again.returncode == 1
+    assert "already holds data" in again.stderr  # never overwrites
+
+
+def test_database_url_and_a_different_database_path_is_a_start_up_error(cli: Any) -> None:
+    result = cli(
+        ["search", "heat"],
+        {"DATABASE_URL": "postgresql://bot:hunter2@db.example/moviebot", "DATABASE_PATH": "x.db"},
+    )
+    assert result.returncode == 2
+    assert "DATABASE_URL and DATABASE_PATH name different databases" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+    same = cli(
+        ["db", "copy", "--to", "sqlite:///x.db"],
+        {"DATABASE_URL": "sqlite:///x.db", "DATABASE_PATH": "x.db"},
+    )
+    assert "configuration error" not in same.stderr  # the same database named twice is fine
+    assert "already uses" in same.stderr
+
+
+def test_a_database_url_that_is_neither_store_is_refused(cli: Any) -> None:
+    result = cli(["search", "heat"], {"DATABASE_URL": "mysql://bot@db/moviebot"})
+    assert result.returncode == 2
+    assert "sqlite:/// or postgresql://" in result.stderr
+
+
+# ---------------------------------------------------------------------- PostgreSQL's own failures
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Any:
+    """A PostgreSQL server of this test's own, so the test may stop and start it."""
+    server = PostgresServer(tmp_path / "pg")
+    yield server
+    server.stop()
+
+
+@pytest.mark.postgresql
+async def test_a_stopped_server_is_a_clear_error_and_the_bot_reconnects(
+    tmp_path: Path, own_server: PostgresServer
+) -> None:
+    db = await database.connect(own_server.url)
+    try:
+        await rating_store.upsert(db, MEMBER, 1, 4.0)
+        own_server.stop()
+        with pytest.raises(StorageError, match="can't reach the ratings database"):
+            await rating_store.upsert(db, MEMBER, 2, 3.0)
+        with pytest.raises(StorageError, match="can't reach the ratings database"):
+            await rating_store.for_user(db, MEMBER)
+        restarted = PostgresServer(tmp_path / "pg")  # the same data folder and socket
+        try:
+            assert restarted.url == own_server.url
+            assert await rating_store.for_user(db, MEMBER) == {1: 4.0}  # nothing confirmed lost
+            await rating_store.upsert(db, MEMBER, 2, 3.0)  # and writes work again
+            assert await rating_store.for_user(db, MEMBER) == {1: 4.0, 2: 3.0}
+        finally:
+            restarted.stop()
+    finally:
+        await db.close()
+
+
+@pytest.mark.postgresql
+async def test_a_dropped_connection_is_replaced_without_an_error(postgres_url: str) -> None:
+    db = await database.connect(postgres_url)
+    admin = await database.connect(postgres_url, migrate_schema=False)
+    try:
+        await rating_store.upsert(db, MEMBER, 1, 4.0)
+        async with admin.read() as conn:  # the server (or a proxy) drops the bot's sessions
+            dropped = await conn.fetchall(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = ? AND pid <> pg_backend_pid()",
+                (f"moviebot-{os.getpid()}",),
+            )
+        assert dropped
+        await asyncio.sleep(0.1)
+        await rating_store.upsert(db, MEMBER, 2, 3.0)
+        assert await rating_store.for_user(db, MEMBER) == {1: 4.0, 2: 3.0}
+    finally:
+        await admin.close()
+        await db.close()
+
+
+@pytest.mark.postgresql
+async def test_a_bad_url_or_an_absent_server_says_so_without_the_password() -> None:
+    with pytest.raises(StorageError, match="Could not open the PostgreSQL database") as caught:
+        await database.connect("postgresql://bot:s3cret@127.0.0.1:1/moviebot")
+    assert "s3cret" not in str(caught.value)
+    assert "bot:***@127.0.0.1:1" in str(caught.value)
+
+
+HOLD_LEASE = """
+import asyncio, sys, time
+from bot import db as database
+
+async def main():
+    db = await database.connect(sys.argv[1])
+    lease = db.refit_lease()
+    assert await lease.acquire()
+    print("held", flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.postgresql
+async def test_the_refit_lease_is_one_process_at_a_time_and_dies_with_its_holder(
+    postgres_url: str,
+) -> None:
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLD_LEASE, postgres_url, cwd=ROOT, stdout=subprocess.PIPE
+    )
+    db = await database.connect(postgres_url)
+    lease = db.refit_lease()
+    try:
+        assert holder.stdout is not None
+        assert await asyncio.wait_for(holder.stdout.readline(), 30) == b"held\n"
+        assert not await lease.acquire()
+        assert await lease.holder() == holder.pid
+        holder.send_signal(signal.SIGKILL)  # no clean-up code runs
+        await asyncio.wait_for(holder.wait(), 10)
+        deadline = time.monotonic() + 10
+        while not await lease.acquire():
+            assert time.monotonic() < deadline, "the killed holder's lease never expired"
+            await asyncio.sleep(0.1)
+        assert await lease.renew()
+        assert await lease.holder() == os.getpid()
+        other = db.refit_lease()
+        assert not await other.acquire()  # one holder at a time, also within a process
+        await lease.release()
+        assert await other.acquire()
+        await other.release()
+    finally:
+        if holder.returncode is None:
+            holder.kill()
+            await holder.wait()
+        await lease.release()
+        await db.close()
