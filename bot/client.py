@@ -70,11 +70,15 @@ class MovieTree(app_commands.CommandTree["MovieBot"]):
         await report(interaction, error, f"Command /{command}")
 
 
-class MovieBot(commands.Bot):
+class MovieBot(commands.AutoShardedBot):
     """The bot. ``main()`` opens the service and reads the settings and hands them in.
 
-    With ``sync_only`` it publishes the slash commands globally and disconnects. Extra keyword
-    options go to :class:`discord.Client` (tests shorten ``guild_ready_timeout``).
+    It runs the gateway shards ``SHARD_IDS`` of ``SHARD_COUNT`` (by default all the shards
+    Discord recommends, which is one for a bot in fewer than 2,500 servers); several processes
+    can split the shards between them over one shared database. With ``sync_only`` it publishes
+    the slash commands globally and disconnects. Extra keyword options go to
+    :class:`discord.AutoShardedClient` (tests shorten ``guild_ready_timeout``);
+    ``identify_interval`` is the wait between two shards' logins (Discord allows one per 5 s).
     """
 
     def __init__(
@@ -83,6 +87,7 @@ class MovieBot(commands.Bot):
         settings: Settings,
         *,
         sync_only: bool = False,
+        identify_interval: float = 5.0,
         **options: Any,
     ) -> None:
         self.service = service
@@ -90,7 +95,11 @@ class MovieBot(commands.Bot):
         self.sync_only = sync_only
         self.draining = False
         self._in_flight: set[asyncio.Task[Any]] = set()
+        self.identify_interval = identify_interval
+        if settings.shard_id_list():
+            options["shard_ids"] = settings.shard_id_list()
         super().__init__(
+            shard_count=settings.shard_count,
             command_prefix=commands.when_mentioned,
             # voice_states (not privileged): who is in the voice channel for /movienight.
             intents=discord.Intents(guilds=True, voice_states=True),
@@ -99,6 +108,11 @@ class MovieBot(commands.Bot):
             help_command=None,
             **options,
         )
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """Space the shards' logins out as Discord asks (the first logs in at once)."""
+        if not initial and self.identify_interval > 0:
+            await asyncio.sleep(self.identify_interval)
 
     async def setup_hook(self) -> None:
         """Load the cogs and sync commands (dev server now; globally only when they changed)."""
@@ -159,5 +173,10 @@ class MovieBot(commands.Bot):
         """Log who we are once connected."""
         assert self.user is not None
         log.info(
-            "Connected as %s (id %s) to %d server(s)", self.user, self.user.id, len(self.guilds)
+            "Connected as %s (id %s) to %d server(s) on shard(s) %s of %s",
+            self.user,
+            self.user.id,
+            len(self.guilds),
+            ",".join(str(i) for i in sorted(self.shards)),
+            self.shard_count,
         )

@@ -87,18 +87,38 @@ class Exchange:
         return [*(r.get("data") or {} for r in self.responses), *self.messages]
 
 
-class FakeDiscord:
-    """The fake API server. Start it, point discord.py at ``base_url`` and ``gateway_url``."""
+def channel_for(guild_id: int) -> int:
+    """Return the text channel of a server: CHANNEL_ID in the main one, ``guild_id + 1`` else."""
+    return CHANNEL_ID if guild_id == GUILD_ID else guild_id + 1
 
-    def __init__(self, heartbeat_interval_ms: int = 41_250) -> None:
+
+class FakeDiscord:
+    """The fake API server. Start it, point discord.py at ``base_url`` and ``gateway_url``.
+
+    It knows ``guilds`` (server ids; the main one has a voice channel too) and shards them as
+    Discord does: a client that identifies as shard ``i`` of ``n`` gets the servers whose
+    ``(guild_id >> 22) % n == i``, and their events. ``/gateway/bot`` recommends
+    ``recommended_shards``.
+    """
+
+    def __init__(
+        self,
+        heartbeat_interval_ms: int = 41_250,
+        *,
+        guilds: tuple[int, ...] = (GUILD_ID,),
+        recommended_shards: int = 1,
+    ) -> None:
         self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.guilds = guilds
+        self.recommended_shards = recommended_shards
+        self.shard_count = 1
+        self.sockets: dict[int, web.WebSocketResponse] = {}  # shard id -> its gateway session
         self.app = web.Application()
         self.app.router.add_get("/ws", self._gateway)
         self.app.router.add_route("*", "/api/v10/{path:.*}", self._rest)
         self.app.router.add_get("/attachments/{id}/{name}", self._attachment)
         self.runner: web.AppRunner | None = None
         self.port = 0
-        self.ws: web.WebSocketResponse | None = None
         self.sequence = 0
         self.session_id = "fake-session"
         self.ready = asyncio.Event()
@@ -129,8 +149,9 @@ class FakeDiscord:
         self.port = server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        if self.ws is not None and not self.ws.closed:
-            await self.ws.close()
+        for ws in list(self.sockets.values()):
+            if not ws.closed:
+                await ws.close()
         if self.runner is not None:
             await self.runner.cleanup()
 
@@ -206,6 +227,19 @@ class FakeDiscord:
 
         if path == "/users/@me":
             return self._json(BOT_USER)
+        if path == "/gateway/bot":
+            return self._json(
+                {
+                    "url": self.gateway_url,
+                    "shards": self.recommended_shards,
+                    "session_start_limit": {
+                        "total": 1000,
+                        "remaining": 1000,
+                        "reset_after": 0,
+                        "max_concurrency": 1,
+                    },
+                }
+            )
         if path == "/oauth2/applications/@me":
             return self._json(
                 {
@@ -322,7 +356,7 @@ class FakeDiscord:
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        self.ws = ws
+        shard_id = 0
         await ws.send_json({"op": 10, "d": {"heartbeat_interval": self.heartbeat_interval_ms}})
         async for message in ws:
             if message.type != WSMsgType.TEXT:
@@ -334,31 +368,56 @@ class FakeDiscord:
                 await ws.send_json({"op": 11})
             elif op == 2:
                 self.identifies += 1
-                await self.dispatch(
+                shard_id, self.shard_count = payload["d"].get("shard") or (0, 1)
+                self.sockets[shard_id] = ws
+                mine = [g for g in self.guilds if self.shard_of(g) == shard_id]
+                await self._send(
+                    ws,
                     "READY",
                     {
                         "v": 10,
                         "user": BOT_USER,
-                        "guilds": [{"id": str(GUILD_ID), "unavailable": True}],
-                        "session_id": self.session_id,
+                        "guilds": [{"id": str(g), "unavailable": True} for g in mine],
+                        "session_id": f"{self.session_id}-{shard_id}",
                         "resume_gateway_url": self.gateway_url,
                         "application": {"id": str(APP_ID), "flags": 0},
+                        "shard": [shard_id, self.shard_count],
                     },
                 )
-                await self.dispatch("GUILD_CREATE", self.guild_payload())
+                for guild in mine:
+                    await self._send(ws, "GUILD_CREATE", self.guild_payload(guild))
                 self.ready.set()
             elif op == 6:
                 self.resumes += 1
-                await self.dispatch("RESUMED", {})
+                self.sockets[shard_id] = ws
+                await self._send(ws, "RESUMED", {})
                 self.ready.set()
         return ws
 
-    def guild_payload(self) -> dict[str, Any]:
-        """The server as GUILD_CREATE sends it: a text and a voice channel, and voice states."""
+    def shard_of(self, guild_id: int) -> int:
+        """Return the shard that carries a server's events (Discord's formula)."""
+        return (guild_id >> 22) % self.shard_count
+
+    @property
+    def ws(self) -> web.WebSocketResponse | None:
+        """The gateway session of shard 0 (the only one, unless the client shards)."""
+        return self.sockets.get(0)
+
+    async def _send(self, ws: web.WebSocketResponse, event: str, data: dict[str, Any]) -> None:
+        self.sequence += 1
+        await ws.send_json({"op": 0, "t": event, "s": self.sequence, "d": data})
+
+    def guild_payload(self, guild_id: int = GUILD_ID) -> dict[str, Any]:
+        """A server as GUILD_CREATE sends it: a text channel, and in the main server a voice
+        channel and its voice states."""
         channel = {"permission_overwrites": [], "nsfw": False, "parent_id": None, "position": 0}
+        channels = [{**channel, "id": str(channel_for(guild_id)), "type": 0, "name": "movies"}]
+        if guild_id == GUILD_ID:
+            voice = {"type": 2, "name": "Cinema", "bitrate": 64000, "user_limit": 0}
+            channels.append({**channel, "id": str(VOICE_CHANNEL_ID), **voice})
         return {
-            "id": str(GUILD_ID),
-            "name": "Movie club",
+            "id": str(guild_id),
+            "name": "Movie club" if guild_id == GUILD_ID else f"Server {guild_id}",
             "icon": None,
             "owner_id": "1",
             "unavailable": False,
@@ -369,7 +428,7 @@ class FakeDiscord:
             "stickers": [],
             "roles": [
                 {
-                    "id": str(GUILD_ID),
+                    "id": str(guild_id),
                     "name": "@everyone",
                     "permissions": str(MEMBER_PERMISSIONS),
                     "position": 0,
@@ -380,18 +439,10 @@ class FakeDiscord:
                     "flags": 0,
                 }
             ],
-            "channels": [
-                {**channel, "id": str(CHANNEL_ID), "type": 0, "name": "movies"},
-                {
-                    **channel,
-                    "id": str(VOICE_CHANNEL_ID),
-                    "type": 2,
-                    "name": "Cinema",
-                    "bitrate": 64000,
-                    "user_limit": 0,
-                },
-            ],
-            "voice_states": [self._voice_state(u, c) for u, c in self.voice.items()],
+            "channels": channels,
+            "voice_states": [self._voice_state(u, c) for u, c in self.voice.items()]
+            if guild_id == GUILD_ID
+            else [],
             "members": [],
             "threads": [],
             "presences": [],
@@ -439,12 +490,15 @@ class FakeDiscord:
         else:
             self.voice[user_id] = channel_id
         if self.ws is not None:
-            await self.dispatch("VOICE_STATE_UPDATE", self._voice_state(user_id, channel_id))
+            await self.dispatch(
+                "VOICE_STATE_UPDATE", self._voice_state(user_id, channel_id), GUILD_ID
+            )
 
-    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        assert self.ws is not None
-        self.sequence += 1
-        await self.ws.send_json({"op": 0, "t": event, "s": self.sequence, "d": data})
+    async def dispatch(self, event: str, data: dict[str, Any], guild_id: int | None = None) -> None:
+        """Send an event on the shard that carries ``guild_id`` (shard 0 for direct messages)."""
+        ws = self.sockets.get(0 if guild_id is None else self.shard_of(guild_id))
+        assert ws is not None, f"no shard connected for server {guild_id}"
+        await self._send(ws, event, data)
 
     async def force_reconnect(self) -> None:
         """Ask the client to reconnect and resume (op 7), as Discord does on maintenance."""
@@ -463,8 +517,10 @@ class FakeDiscord:
         permissions: int = MEMBER_PERMISSIONS,
         message: dict[str, Any] | None = None,
         in_guild: bool = True,
+        guild_id: int = GUILD_ID,
     ) -> Exchange:
-        """Send an interaction to the bot over the gateway; return its record."""
+        """Send an interaction to the bot over the gateway (on the server's shard)."""
+        channel_id = channel_for(guild_id)
         interaction_id = snowflake()
         token = f"token-{interaction_id}"
         user = user_payload(user_id, f"member{user_id}")
@@ -475,26 +531,26 @@ class FakeDiscord:
             "token": token,
             "version": 1,
             "data": data,
-            "channel_id": str(CHANNEL_ID),
+            "channel_id": str(channel_id),
             "channel": {
-                "id": str(CHANNEL_ID),
+                "id": str(channel_id),
                 "type": 0,
                 "name": "movies",
                 "position": 0,
                 "permission_overwrites": [],
                 "nsfw": False,
                 "parent_id": None,
-                **({"guild_id": str(GUILD_ID)} if in_guild else {}),
+                **({"guild_id": str(guild_id)} if in_guild else {}),
             },
             "app_permissions": str(ADMIN_PERMISSIONS),
             "locale": "en-US",
             "attachment_size_limit": 10 * 1024 * 1024,
             "entitlements": [],
-            "authorizing_integration_owners": {"0": str(GUILD_ID)} if in_guild else {},
+            "authorizing_integration_owners": {"0": str(guild_id)} if in_guild else {},
             "context": 0 if in_guild else 1,
         }
         if in_guild:
-            payload["guild_id"] = str(GUILD_ID)
+            payload["guild_id"] = str(guild_id)
             payload["guild_locale"] = "en-US"
             payload["member"] = {
                 "user": user,
@@ -511,7 +567,7 @@ class FakeDiscord:
             payload["message"] = message
         exchange = Exchange(interaction_id, token, time.monotonic(), source=message)
         self.exchanges[interaction_id] = exchange
-        await self.dispatch("INTERACTION_CREATE", payload)
+        await self.dispatch("INTERACTION_CREATE", payload, guild_id if in_guild else None)
         return exchange
 
     async def command(

@@ -17,7 +17,7 @@ import yarl
 from bot.client import MovieBot
 from bot.service import MovieService
 from bot.settings import Settings
-from tests.fake_discord import FakeDiscord
+from tests.fake_discord import GUILD_ID, FakeDiscord
 from tests.helpers import tiny_service
 
 TOKEN = "fake-token-for-tests"
@@ -41,10 +41,15 @@ async def start_harness(
     """Run the real bot against the fake Discord API, over the tiny data set.
 
     ``config`` changes the service's configuration; ``voice`` puts members in voice channels
-    before the bot connects (member id -> channel id).
+    before the bot connects (member id -> channel id); ``guilds`` are the servers the fake
+    knows and ``recommended_shards`` what it recommends; other keywords are settings.
     """
     heartbeat_ms = int(settings.pop("heartbeat_ms", 41_250))  # type: ignore[call-overload]
-    fake = FakeDiscord(heartbeat_interval_ms=heartbeat_ms)
+    guilds = tuple(settings.pop("guilds", (GUILD_ID,)))  # type: ignore[call-overload]
+    recommended = int(settings.pop("recommended_shards", 1))  # type: ignore[call-overload]
+    fake = FakeDiscord(
+        heartbeat_interval_ms=heartbeat_ms, guilds=guilds, recommended_shards=recommended
+    )
     fake.voice.update(voice or {})
     await fake.start()
     monkeypatch.setattr(discord.http.Route, "BASE", fake.base_url)
@@ -63,6 +68,7 @@ async def start_harness(
                 service,
                 Settings(_env_file=None, **values),  # type: ignore[arg-type]
                 guild_ready_timeout=0.05,  # the fake sends every guild at once
+                identify_interval=0,  # the fake takes every shard's login at once
             )
             runner = asyncio.create_task(bot.start(TOKEN))
             await asyncio.wait_for(fake.ready.wait(), 10)

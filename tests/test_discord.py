@@ -488,3 +488,43 @@ async def test_export_has_a_second_file_for_not_interested(h: Harness) -> None:
     assert [r["title"] for r in ratings] == ["Casablanca (1942)"]
     assert list(hidden[0]) == ["movieId", "title", "dismissed_at"]
     assert hidden[0]["title"] == "Titanic (1997)"
+
+
+OTHER_GUILD = 900_000_000_004_194_405  # (id >> 22) % 2 == 0, while GUILD_ID's shard is 1
+
+
+async def test_one_process_runs_every_shard_and_answers_in_each_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fake_discord import GUILD_ID
+
+    async for h in start_harness(
+        tmp_path, monkeypatch, guilds=(GUILD_ID, OTHER_GUILD), recommended_shards=2
+    ):
+        assert h.fake.identifies == 2  # Discord recommended two shards; this process runs both
+        assert h.fake.shard_of(GUILD_ID) != h.fake.shard_of(OTHER_GUILD)
+        assert sorted(h.bot.shards) == [0, 1]
+        assert {g.id for g in h.bot.guilds} == {GUILD_ID, OTHER_GUILD}
+        rated = await h.fake.settle(
+            await h.fake.command("rate", {"title": "Heat (1995)", "rating": 5}, user_id=77)
+        )
+        assert "5" in rated.text()
+        picks = await h.fake.settle(
+            await h.fake.command("myratings", {}, user_id=77, guild_id=OTHER_GUILD)
+        )
+        assert "Heat (1995)" in picks.text()  # the same member, the same ratings, any shard
+
+
+async def test_shard_settings_pick_the_shards_this_process_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fake_discord import GUILD_ID
+
+    async for h in start_harness(
+        tmp_path, monkeypatch, guilds=(GUILD_ID, OTHER_GUILD), shard_count=2, shard_ids="1"
+    ):
+        assert h.fake.identifies == 1
+        assert list(h.bot.shards) == [1]
+        assert [g.id for g in h.bot.guilds] == [GUILD_ID]  # only the servers on shard 1
+        answer = await h.fake.settle(await h.fake.command("help", {}))
+        assert answer.text()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.db import runs as run_store
-from tests.fake_discord import ADMIN_PERMISSIONS, FakeDiscord
+from tests.fake_discord import ADMIN_PERMISSIONS, GUILD_ID, FakeDiscord
 from tests.helpers import (
     alive,
     children,
@@ -249,3 +249,115 @@ def test_a_signal_while_the_process_is_still_starting_is_a_quiet_exit(
     assert code == 0, err
     assert seconds < 5
     assert "Traceback" not in err
+
+
+OTHER_GUILD = 900_000_000_004_194_405  # on shard 0 of 2; GUILD_ID is on shard 1
+
+
+@pytest.mark.postgresql
+async def test_two_shard_processes_share_one_postgresql_and_one_refit_at_a_time(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    async with tiny_service(tmp_path, database_url=postgres_url):
+        pass  # a saved model and its run in the shared database, so both start ready
+    fake = FakeDiscord(guilds=(GUILD_ID, OTHER_GUILD))
+    await fake.start()
+    logs: dict[int, list[str]] = {0: [], 1: []}
+    shards: dict[int, asyncio.subprocess.Process] = {}
+    readers = []
+
+    async def collect(shard: int, stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            logs[shard].append(line.decode())
+
+    try:
+        for shard in (0, 1):
+            env = bot_env(
+                tmp_path,
+                DISCORD_TOKEN=TOKEN,
+                LOG_LEVEL="INFO",
+                DATABASE_URL=postgres_url,
+                SHARD_COUNT="2",
+                SHARD_IDS=str(shard),
+            )
+            del env["DATABASE_PATH"]
+            shards[shard] = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                LAUNCH_AGAINST_FAKE,
+                fake.base_url,
+                fake.gateway_url,
+                env=env,
+                cwd=tmp_path,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            assert shards[shard].stderr is not None
+            readers.append(asyncio.create_task(collect(shard, shards[shard].stderr)))
+        for _ in range(300):
+            if len(fake.sockets) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert sorted(fake.sockets) == [0, 1], logs
+        assert fake.shard_of(OTHER_GUILD) == 0
+        assert fake.shard_of(GUILD_ID) == 1
+        await asyncio.sleep(0.5)  # command sync and the rest of start-up
+
+        # A member rates through shard 0's server and is known through shard 1's.
+        rated = await fake.settle(
+            await fake.command(
+                "rate", {"title": "Heat (1995)", "rating": 5}, user_id=77, guild_id=OTHER_GUILD
+            )
+        )
+        assert "Heat (1995)" in rated.text()
+        picks = await fake.settle(await fake.command("recommend", {}, user_id=77), within=20)
+        assert "Based on your 1 rating" in picks.text()
+
+        # /retrain through shard 1: that process refits; shard 0's process loads the new model.
+        retrain = await fake.settle(
+            await fake.command("retrain", permissions=ADMIN_PERMISSIONS), within=60
+        )
+        assert "Retrained in" in retrain.text()
+        for _ in range(200):  # shard 0 looks at the model file every few seconds, on use
+            await fake.settle(
+                await fake.command("recommend", {}, user_id=78, guild_id=OTHER_GUILD), within=20
+            )
+            if any("Loaded the model the refitting process saved" in line for line in logs[0]):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"shard 0 never loaded the new model: {logs[0]}")
+
+        # Shard 0 starts a refit; /retrain on shard 1 meanwhile says it is already running.
+        busy = await fake.command("retrain", permissions=ADMIN_PERMISSIONS, guild_id=OTHER_GUILD)
+        await asyncio.wait_for(busy.answered.wait(), 10)
+        workers: set[int] = set()
+        for _ in range(200):
+            if workers := children(shards[0].pid):
+                break
+            await asyncio.sleep(0.02)
+        assert workers, "shard 0 started no refit worker"
+        second = await fake.settle(
+            await fake.command("retrain", permissions=ADMIN_PERMISSIONS), within=20
+        )
+        assert "already running (in another moviebot process" in second.text()
+
+        # SIGKILL shard 0 in the middle of its refit: shard 1 takes the next refit.
+        shards[0].send_signal(signal.SIGKILL)
+        await asyncio.wait_for(shards[0].wait(), 10)
+        after = await fake.settle(
+            await fake.command("retrain", permissions=ADMIN_PERMISSIONS), within=60
+        )
+        assert "Retrained in" in after.text(), after.text()
+    finally:
+        for process in shards.values():
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(process.wait(), 15)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+        for reader in readers:
+            reader.cancel()
+        await fake.stop()
+    assert not any("Traceback" in line for line in logs[1]), "".join(logs[1])
