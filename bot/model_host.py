@@ -67,6 +67,7 @@ class ServiceConfig:
     stats_min_members: int = 3
     nights: NightConfig = field(default_factory=NightConfig)
     import_cooldown_seconds: int = 3600
+    recommend_batch: int = 256  # members answered together at most (1: one at a time)
 
     @property
     def database(self) -> str | Path:

@@ -12,13 +12,15 @@ import csv
 import io
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
 
 from bot import db as database
+from bot.batching import Batcher
 from bot.db import dismissals as dismissal_store
 from bot.db import ratings as rating_store
 from bot.db import state as state_store
@@ -44,7 +46,7 @@ from bot.results import (
 )
 from bot.stars import parse_rating
 from recommender import Catalog, ModelBundle, Movie, Picks, single_threaded_blas
-from recommender.base import DISCOVER
+from recommender.base import DISCOVER, Recommender, RecommendRequest
 from recommender.catalog import MAX_QUERY_CHARS
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,16 @@ COMMAND_HASH_KEY = "global_commands_sha1"
 __all__ = ["MovieService", "ServiceConfig"]
 
 
+@dataclass(frozen=True)
+class _Ask:
+    """One member's /recommend, waiting for its batch."""
+
+    user_id: int
+    count: int
+    genre: str | None
+    discover: bool
+
+
 class MovieService:
     """The bot's behaviour over a database and the live model.
 
@@ -70,6 +82,10 @@ class MovieService:
         self.db = db
         self.host = host
         self.writer = RatingWriter(db)  # group commit for members' ratings
+        # Members asking for picks at once are answered together (one fold-in for all).
+        self._asks: Batcher[_Ask, Recommendations] = Batcher(
+            self._recommend_batch, max_batch=host.config.recommend_batch, name="recommend-batch"
+        )
         self.nights = MovieNights(db, host, host.config.nights)
         self.onboarding = Onboarding(db, host, host.config.import_cooldown_seconds)
 
@@ -101,6 +117,7 @@ class MovieService:
         """Write queued ratings, stop a running refit, give up the refit lease, close the db."""
         try:
             await self.writer.close()
+            await self._asks.close()
             await self.host.close()
         finally:
             await self.db.close()
@@ -122,6 +139,12 @@ class MovieService:
     def bundle(self) -> ModelBundle | None:
         """Return the live model with its catalog, or None before the first fit."""
         return self.host.bundle
+
+    @property
+    def recommend_batches(self) -> int:
+        """Return how many batches of /recommend answers were computed (members asking at once
+        share one)."""
+        return self._asks.batches
 
     async def fitting_elsewhere(self) -> int | None:
         """Return the process id of another process refitting right now (0 if unknown)."""
@@ -310,66 +333,89 @@ class MovieService:
         if not 1 <= count <= MAX_RECOMMENDATIONS:
             raise UserFacingError(f"I can recommend 1 to {MAX_RECOMMENDATIONS} movies at a time.")
         genre_name = find_genre(self.catalog, genre)
-        ratings = await rating_store.for_user(self.db, user_id)
-        hidden = await dismissal_store.ids_for_users(self.db, [user_id])
+        return await self._asks.submit(_Ask(user_id, count, genre_name, discover))
+
+    async def _recommend_batch(self, asks: list[_Ask]) -> list[Recommendations | BaseException]:
+        """Answer every member waiting for picks: two reads and one fold-in for all of them."""
+        members = [ask.user_id for ask in asks]
+        ratings = await rating_store.for_users(self.db, members)
+        hidden = await dismissal_store.ids_by_user(self.db, members)
         await self.host.refresh()
         bundle = self.host.bundle
         if bundle is None:
-            popular = self.host.popular
-            assert popular is not None
-            allowed = self._allowed(popular.item_ids_, genre_name)
-            picks = popular.recommend({}, count, exclude=[*ratings, *hidden], allowed=allowed)
             fitting = await self.host.fit_running()
-            return Recommendations(
-                self._picks(picks),
-                len(ratings),
-                personalized=False,
-                warming_up=fitting,
-                genre=genre_name,
-                model_missing=not fitting,
-            )
-        found, used = await asyncio.to_thread(
-            self._recommend, bundle, ratings, count, genre_name, hidden, discover
+            return [
+                self._popular_picks(ask, ratings[ask.user_id], hidden[ask.user_id], fitting)
+                for ask in asks
+            ]
+        answers = await asyncio.to_thread(self._recommend_many, bundle, asks, ratings, hidden)
+        return [
+            Recommendations(found, used, used > 0, False, ask.genre, discover=ask.discover)
+            for ask, (found, used) in zip(asks, answers, strict=True)
+        ]
+
+    def _popular_picks(
+        self, ask: _Ask, ratings: dict[int, float], hidden: set[int], fitting: bool
+    ) -> Recommendations:
+        popular = self.host.popular
+        assert popular is not None
+        allowed = self._allowed(popular.item_ids_, ask.genre)
+        picks = popular.recommend({}, ask.count, exclude=[*ratings, *hidden], allowed=allowed)
+        return Recommendations(
+            self._picks(picks),
+            len(ratings),
+            personalized=False,
+            warming_up=fitting,
+            genre=ask.genre,
+            model_missing=not fitting,
         )
-        return Recommendations(found, used, used > 0, False, genre_name, discover=discover)
 
     def _allowed(self, item_ids: np.ndarray, genre: str | None) -> np.ndarray | None:
         return self.catalog.allowed(item_ids, genres=[genre]) if genre else None
 
-    def _recommend(
+    def _recommend_many(
         self,
         bundle: ModelBundle,
-        ratings: dict[int, float],
-        count: int,
-        genre: str | None,
-        hidden: set[int],
-        discover: bool = False,
-    ) -> tuple[tuple[Pick, ...], int]:
+        asks: list[_Ask],
+        ratings: dict[int, dict[int, float]],
+        hidden: dict[int, set[int]],
+    ) -> list[tuple[tuple[Pick, ...], int]]:
         model = bundle.model
-        allowed = self._allowed(model.item_ids_, genre)
-        with single_threaded_blas():
-            picks = model.recommend(
-                ratings,
-                count,
-                exclude=hidden,
-                allowed=allowed,
-                discover=DISCOVER if discover else 0.0,
+        requests = [
+            RecommendRequest(
+                ratings[ask.user_id],
+                ask.count,
+                exclude=hidden[ask.user_id],
+                allowed=self._allowed(model.item_ids_, ask.genre),
+                discover=DISCOVER if ask.discover else 0.0,
             )
-            if picks.n_used == 0:
-                return self._picks(picks), 0
-            found = []
-            for rec in picks:
-                movie = self.catalog.get(rec.movie_id)
-                if movie is None:
-                    continue
-                reasons = model.explain(ratings, rec.movie_id, top=2).because
-                because = tuple(
-                    rated
-                    for i, (movie_id, share) in enumerate(reasons)
-                    if (i == 0 or share >= REASON_SHARE)
-                    and (rated := self.catalog.get(movie_id)) is not None
-                )
-                found.append(Pick(movie, rec.score, because))
+            for ask in asks
+        ]
+        with single_threaded_blas():
+            return [
+                self._with_reasons(model, request.ratings, picks)
+                for request, picks in zip(requests, model.recommend_many(requests), strict=True)
+            ]
+
+    def _with_reasons(
+        self, model: Recommender, ratings: Mapping[int, float], picks: Picks
+    ) -> tuple[tuple[Pick, ...], int]:
+        """Return the picks as movies, each with the member's rated films behind it."""
+        if picks.n_used == 0:
+            return self._picks(picks), 0
+        found = []
+        for rec in picks:
+            movie = self.catalog.get(rec.movie_id)
+            if movie is None:
+                continue
+            reasons = model.explain(ratings, rec.movie_id, top=2).because
+            because = tuple(
+                rated
+                for i, (movie_id, share) in enumerate(reasons)
+                if (i == 0 or share >= REASON_SHARE)
+                and (rated := self.catalog.get(movie_id)) is not None
+            )
+            found.append(Pick(movie, rec.score, because))
         return tuple(found), picks.n_used
 
     async def similar(self, title: str, count: int = 10) -> SimilarMovies | Choice[SimilarMovies]:

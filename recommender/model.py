@@ -310,6 +310,59 @@ class NMFRecommender(Recommender):
                 previous = current
         return w
 
+    def _fold_in_many(self, known: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """Return one row of factors per user: :meth:`_fold_in_known` for all of them at once.
+
+        The same multiplicative update and stopping rule, row by row (a row stops when its own
+        error stops improving), as matrix products over the rows still running.
+        """
+        k, n_items = self.components_.shape
+        users = len(known)
+        w = np.zeros((users, k))
+        xht = np.zeros((users, k))
+        x_norm = np.zeros(users)
+        running = np.zeros(users, dtype=bool)
+        for i, (cols, vals) in enumerate(known):
+            if cols.size == 0:
+                continue
+            xht[i] = self.components_[:, cols] @ vals
+            w[i] = np.sqrt(vals.sum() / n_items / k)
+            x_norm[i] = vals @ vals
+            running[i] = True
+
+        def error(rows: np.ndarray) -> np.ndarray:
+            wr = w[rows]
+            fit = x_norm[rows] - 2.0 * np.einsum("ij,ij->i", wr, xht[rows])
+            fit += np.einsum("ij,ij->i", wr @ self.gram_, wr)
+            return np.sqrt(np.maximum(fit, 0.0))
+
+        everyone = np.flatnonzero(running)
+        initial = np.zeros(users)
+        initial[everyone] = error(everyone)
+        previous = initial.copy()
+        eps = np.finfo(np.float64).eps
+        for iteration in range(1, self.max_iter + 1):
+            rows = np.flatnonzero(running)
+            if rows.size == 0:
+                break
+            wr = w[rows]
+            denominator = wr @ self.gram_
+            if self._l1 > 0:
+                denominator += self._l1
+            if self._l2 > 0:
+                denominator += self._l2 * wr
+            denominator[denominator == 0] = eps
+            w[rows] = wr * (xht[rows] / denominator)
+            if self.tol > 0 and iteration % 10 == 0:
+                current = error(rows)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    done = (initial[rows] == 0) | (
+                        (previous[rows] - current) / initial[rows] < self.tol
+                    )
+                running[rows[done]] = False
+                previous[rows] = current
+        return w
+
     def fold_in(self, user_ratings: UserRatings) -> np.ndarray:
         """Return the user's factors ``w`` for the fixed movie factors, as ``NMF.transform`` would.
 
@@ -337,6 +390,20 @@ class NMFRecommender(Recommender):
             return raw
         weight = cols.size / self.blend_below
         return weight * _unit_scale(raw) + (1.0 - weight) * self._popularity_unit
+
+    def _score_known_many(self, known: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """Return :meth:`_score_known` for many users: one fold-in and one product for all."""
+        raw = _flush_small(self._fold_in_many(known)) @ self._components32
+        scores = np.empty(raw.shape, dtype=np.float64)
+        for i, (cols, _) in enumerate(known):
+            if cols.size == 0:
+                scores[i] = self.popularity_
+            elif cols.size >= self.blend_below:
+                scores[i] = raw[i]
+            else:
+                weight = cols.size / self.blend_below
+                scores[i] = weight * _unit_scale(raw[i]) + (1.0 - weight) * self._popularity_unit
+        return scores
 
     def recommend_group(
         self,

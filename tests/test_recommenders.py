@@ -72,6 +72,32 @@ def test_allowed_mask_is_respected(model: Recommender) -> None:
     assert all(m >= 110 for m in picks.movie_ids)
 
 
+def test_many_members_at_once_get_what_each_would_get_alone(model: Recommender) -> None:
+    from recommender.base import RecommendRequest
+
+    requests = [
+        RecommendRequest(USER, 5),
+        RecommendRequest({}, 5),
+        RecommendRequest({110: 5.0}, 3, exclude=[111]),  # one rating: blended with popularity
+        RecommendRequest({**USER, 112: 2.0, 999_999: 5.0}, 8, allowed=model.item_ids_ >= 105),
+        RecommendRequest(USER, N_ITEMS, discover=0.5),
+        RecommendRequest({}, 0),
+    ]
+    together = model.recommend_many(requests)
+    for request, picks in zip(requests, together, strict=True):
+        alone = model.recommend(
+            request.ratings,
+            request.n,
+            exclude=request.exclude,
+            allowed=request.allowed,
+            discover=request.discover,
+        )
+        assert picks.movie_ids == alone.movie_ids
+        assert picks.n_used == alone.n_used
+        assert np.allclose(picks.scores, alone.scores, rtol=1e-5, atol=1e-6)
+    assert model.recommend_many([]) == []
+
+
 def test_save_and_load_give_the_same_ranking(model: Recommender, tmp_path: Path) -> None:
     path = tmp_path / "model.joblib"
     joblib.dump(model, path)

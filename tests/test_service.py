@@ -419,3 +419,22 @@ async def test_ratings_queued_at_shutdown_are_written_and_later_ones_refused(
             await service.rate(900, 1, 5.0)
         for i in range(20):
             assert await rating_store.for_user(service.db, 800 + i) == {1: 5.0}
+
+
+async def test_members_asking_at_once_are_answered_together_as_each_would_be_alone(
+    service: MovieService,
+) -> None:
+    members = list(range(600, 640))
+    for i, member in enumerate(members):
+        await service.rate(member, 1 + i % 11, 5.0)
+        await service.rate(member, 1 + (i * 7) % 13, 2.0)
+    await service.dismiss(members[0], 3)
+    alone = [await service.recommend(member, 5) for member in members]
+    batches = service.recommend_batches
+    together = await asyncio.gather(*(service.recommend(member, 5) for member in members))
+    assert service.recommend_batches - batches < len(members) / 4  # computed in a few batches
+    for a, b in zip(alone, together, strict=True):
+        assert [p.movie.movie_id for p in a.picks] == [p.movie.movie_id for p in b.picks]
+        assert a.based_on == b.based_on
+        assert [p.because for p in a.picks] == [p.because for p in b.picks]
+    assert 3 not in [p.movie.movie_id for p in together[0].picks]

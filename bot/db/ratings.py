@@ -137,6 +137,23 @@ async def for_user(db: Database, user_id: int) -> dict[int, float]:
     return {int(m): float(r) for m, r in rows}
 
 
+async def for_users(db: Database, user_ids: list[int]) -> dict[int, dict[int, float]]:
+    """Return each of these members' ratings (movie id -> stars; empty for none), in one read."""
+    found: dict[int, dict[int, float]] = {user: {} for user in user_ids}
+    unique = list(found)
+    async with db.read() as conn:
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))  # placeholders only; the ids are bound
+            rows = await conn.fetchall(
+                f"SELECT user_id, movie_id, rating FROM ratings WHERE user_id IN ({marks})",
+                tuple(chunk),
+            )
+            for user, movie, stars in rows:
+                found[int(user)][int(movie)] = float(stars)
+    return found
+
+
 async def page_for_user(db: Database, user_id: int, offset: int, limit: int) -> list[Rating]:
     """Return one page of a member's ratings, most recently changed first."""
     async with db.read() as conn:
