@@ -268,3 +268,24 @@ async def test_the_refit_lease_is_one_process_at_a_time_and_dies_with_its_holder
             await holder.wait()
         await lease.release()
         await db.close()
+
+
+@pytest.mark.postgresql
+async def test_a_table_locked_by_another_session_is_busy_and_loses_nothing(
+    postgres_url: str,
+) -> None:
+    db = await database.connect(postgres_url, busy_timeout_ms=300)
+    other = await database.connect(postgres_url, migrate_schema=False)
+    try:
+        await rating_store.upsert(db, MEMBER, 1, 4.0)
+        async with other.transaction() as conn:  # an admin's long migration, say
+            await conn.execute("LOCK TABLE ratings IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            with pytest.raises(StorageError, match="busy right now. Nothing was changed"):
+                await rating_store.upsert(db, MEMBER, 2, 3.0)
+            assert time.monotonic() - started < 3
+        await rating_store.upsert(db, MEMBER, 2, 3.0)  # free again: it goes through
+        assert await rating_store.for_user(db, MEMBER) == {1: 4.0, 2: 3.0}
+    finally:
+        await other.close()
+        await db.close()
