@@ -8,6 +8,7 @@ its peak memory (max RSS) is its own.
     uv run python benchmarks/bench_fit.py                 # small + 1M
     uv run python benchmarks/bench_fit.py --sizes small,1M,10M,25M --repeat 1
     uv run python benchmarks/bench_fit.py --warm 1M       # warm-started refit vs cold fit
+    uv run python benchmarks/bench_fit.py --warm-curve    # its held-out NDCG, 5 iterations apart
 
 ``--warm SIZE`` measures the everyday refit: a model fitted on the data minus 1% of its ratings
 (the ones that arrived since), then, in the same process and alternating, a cold fit and a
@@ -184,6 +185,64 @@ def warm_vs_cold(size: str, repeat: int, warm_iter: int) -> None:
         print(table(["revealed", "users", "cold", "warm", "warm - cold", "se"], rows))
 
 
+def warm_curve(step: int, upto: int) -> None:
+    """Held-out NDCG@10 of a warm refit after every ``step`` iterations, next to a cold fit.
+
+    The same split as ``--warm small``: the previous model is fitted without 1% of the ratings,
+    the refit starts from it on all of them; the users of one new-user fold are scored.
+    """
+    import warnings
+
+    from sklearn.decomposition import NMF
+
+    from recommender import NMFRecommender, load_dataset
+    from recommender.evaluation import case_measures, new_user_folds
+    from recommender.model import build_matrix
+
+    data = load_dataset(movielens_source(), progress=False)
+    fold = next(new_user_folds(data.ratings, 5, (1, 3, 5, 10, 20), seed=0))
+    ratings, cases = fold.train.reset_index(drop=True), fold.cases
+    arrived = np.random.default_rng(0).random(len(ratings)) < 0.01
+    previous = NMFRecommender().fit(ratings.loc[~arrived])
+
+    def row(name: str, model: NMFRecommender) -> list[str]:
+        scores = [float(case_measures(model, c)["ndcg"].mean()) for c in cases.values()]
+        return [name, *(f"{v:.4f}" for v in scores), f"{np.mean(scores):.4f}"]
+
+    rows = [row("cold fit (100 iterations)", NMFRecommender().fit(ratings))]
+    model = NMFRecommender()
+    matrix, movie_ids = build_matrix(ratings, None)
+    x = matrix.astype(np.float64)
+    w, h = model.warm_start(x, movie_ids, previous)
+    for done in range(0, upto + 1, step):
+        if done:
+            nmf = NMF(
+                n_components=h.shape[0],
+                init="custom",
+                solver="mu",
+                alpha_W=model.alpha,
+                alpha_H="same",
+                l1_ratio=model.l1_ratio,
+                max_iter=step,
+                tol=0,
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                w = nmf.fit_transform(x, W=w, H=h)
+            h = nmf.components_
+        model.components_ = np.ascontiguousarray(h)  # the refit as it stands after `done`
+        model.item_ids_ = movie_ids
+        model._set_item_statistics(matrix)
+        model._prepare()
+        rows.append(row(f"warm, {done} iterations", model))
+    print(f"Machine: {machine()}\n")
+    print(
+        f"ml-latest-small (one new-user fold held out): {len(ratings):,} ratings, "
+        f"{int(arrived.sum()):,} new since the previous fit; held-out new members, NDCG@10\n"
+    )
+    print(table(["model", *cases, "mean over k"], rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="small,1M")
@@ -191,7 +250,15 @@ def main() -> None:
     parser.add_argument("--one", nargs=2, metavar=("SIZE", "MODEL"), help=argparse.SUPPRESS)
     parser.add_argument("--warm", metavar="SIZE", help="warm refit vs cold fit on this size")
     parser.add_argument("--warm-iter", type=int, default=30, help="warm refit iterations")
+    parser.add_argument(
+        "--warm-curve",
+        action="store_true",
+        help="held-out NDCG@10 of a warm refit of ml-latest-small every 5 iterations",
+    )
     args = parser.parse_args()
+    if args.warm_curve:
+        warm_curve(5, 40)
+        return
     if args.warm:
         warm_vs_cold(args.warm, args.repeat, args.warm_iter)
         return
