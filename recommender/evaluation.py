@@ -16,12 +16,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-from recommender.base import Picks, Recommender, UserRatings
+from recommender.base import Picks, Recommender, RecommendRequest, UserRatings
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +216,12 @@ class Discovering(Recommender):
         """Return the wrapped model's list with this wrapper's ``strength`` (or ``discover``)."""
         return self.model.recommend(
             user_ratings, n, exclude=exclude, allowed=allowed, discover=discover or self.strength
+        )
+
+    def recommend_many(self, requests: Sequence[RecommendRequest]) -> list[Picks]:
+        """Return :meth:`recommend`'s list for each request, all scored together."""
+        return self.model.recommend_many(
+            [replace(r, discover=r.discover or self.strength) for r in requests]
         )
 
 

@@ -170,3 +170,14 @@ def test_ties_at_the_cut_go_to_the_most_rated_then_the_lowest_id() -> None:
     assert model.recommend({}, n=1).movie_ids == (10,)
     assert model.recommend({}, n=3).movie_ids == (10, 20, 30)
     assert model.recommend({}, n=9).movie_ids == (10, 20, 30, 40, 50)
+
+
+def test_the_discovering_wrapper_batches_the_lists_it_serves_alone() -> None:
+    from recommender.base import RecommendRequest
+    from recommender.evaluation import Discovering
+
+    model = Discovering(NMFRecommender(n_components=2, max_iter=50), 0.5).fit(checkerboard()[0])
+    requests = [RecommendRequest(USER, 6), RecommendRequest({110: 4.0}, 4, discover=0.2)]
+    for request, picks in zip(requests, model.recommend_many(requests), strict=True):
+        alone = model.recommend(request.ratings, request.n, discover=request.discover)
+        assert picks.movie_ids == alone.movie_ids

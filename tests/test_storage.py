@@ -281,7 +281,7 @@ async def test_a_table_locked_by_another_session_is_busy_and_loses_nothing(
         async with other.transaction() as conn:  # an admin's long migration, say
             await conn.execute("LOCK TABLE ratings IN ACCESS EXCLUSIVE MODE")
             started = time.monotonic()
-            with pytest.raises(StorageError, match="busy right now. Nothing was changed"):
+            with pytest.raises(StorageError, match=r"busy right now\. Nothing was changed"):
                 await rating_store.upsert(db, MEMBER, 2, 3.0)
             assert time.monotonic() - started < 3
         await rating_store.upsert(db, MEMBER, 2, 3.0)  # free again: it goes through
