@@ -31,14 +31,12 @@ class StorageError(UserFacingError):
     """The database cannot do what was asked right now; the message is safe to show a member."""
 
 
-BUSY = StorageError(
-    "The ratings database is busy right now. Nothing was changed; please try again in a moment."
-)
-
-
 def busy() -> StorageError:
     """Return the error a member sees when the database is busy (nothing was changed)."""
-    return StorageError(str(BUSY))
+    return StorageError(
+        "The ratings database is busy right now. Nothing was changed; "
+        "please try again in a moment."
+    )
 
 
 def read_only() -> StorageError:

@@ -130,6 +130,13 @@ class PostgresConnection(Connection):
             raise self._fail(exc) from exc
         return [tuple(record) for record in records]
 
+    async def script(self, sql: str) -> None:
+        """Run several statements without parameters (a migration)."""
+        try:
+            await self.connection.execute(sql)
+        except _ERRORS as exc:
+            raise self._fail(exc) from exc
+
 
 class PostgresDatabase(Database):
     """An asyncpg pool; write transactions one at a time in this process, reads alongside."""
@@ -144,8 +151,13 @@ class PostgresDatabase(Database):
         self._lock = asyncio.Lock()
 
     async def _acquire(self, probe: str) -> asyncpg.Connection:
-        """Borrow a connection and run ``probe`` on it; replace a dropped one once."""
-        for attempt in range(2):
+        """Borrow a connection and run ``probe`` on it; replace a dropped one once.
+
+        The probe (``BEGIN`` for a transaction, ``SELECT 1`` for reads) costs one round trip
+        and finds a connection the server dropped before any of the caller's work runs on it.
+        """
+        retried = False
+        while True:
             try:
                 conn = await self.pool.acquire(timeout=CONNECT_TIMEOUT_SECONDS)
             except _ERRORS as exc:
@@ -155,12 +167,12 @@ class PostgresDatabase(Database):
                 await conn.execute(probe)
             except _ERRORS as exc:
                 await self._release(conn)
-                if attempt or not isinstance(exc, _UNREACHABLE):
+                if retried or not isinstance(exc, _UNREACHABLE):
                     log.warning("Could not use %s: %s", self.location, exc)
                     raise describe(exc) from exc
-                continue  # the server dropped this connection: try a fresh one
+                retried = True  # the server dropped this connection: try a fresh one
+                continue
             return conn
-        raise AssertionError("unreachable")
 
     async def _release(self, conn: asyncpg.Connection) -> None:
         with contextlib.suppress(*_ERRORS):
@@ -316,17 +328,12 @@ async def migrate(db: PostgresDatabase) -> int:
         version = int(await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version"))
         if version > newest:
             raise too_new(db.location, version, newest)
-        raw = conn.connection if isinstance(conn, PostgresConnection) else None
-        assert raw is not None
+        assert isinstance(conn, PostgresConnection)
         for number, name, sql in known:
             if number <= version:
                 continue
             log.info("Applying database migration %s", name)
-            try:
-                await raw.execute(sql)  # a script: no parameters, several statements
-            except _ERRORS as exc:
-                log.warning("Migration %s failed on %s: %s", name, db.location, exc)
-                raise describe(exc) from exc
+            await conn.script(sql)
             await conn.execute("DELETE FROM schema_version")
             await conn.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
             version = number
