@@ -232,6 +232,11 @@ class ModelHost:
             raise ModelUnavailableError("I'm still loading the movie list; try again in a moment.")
         return self.catalog
 
+    async def current(self) -> ModelBundle | None:
+        """Return the live model, after loading a newer one another process saved (if any)."""
+        await self.refresh()
+        return self.bundle
+
     async def refresh(self) -> None:
         """Load the model file again if another process replaced it (checked every few s)."""
         if self.fitting or self.dataset is None:

@@ -186,11 +186,12 @@ class MovieNights:
         self, guild_id: int, members: list[int], count: int, genre: str | None
     ) -> tuple[list[NightPick], int]:
         db = self.db
-        ratings = [await rating_store.for_user(db, m) for m in members]
+        by_member = await rating_store.for_users(db, members)
+        ratings = [by_member[m] for m in members]
         history = await night_store.satisfaction_history(
             db, guild_id, members, self.config.fairness_nights
         )
-        model = self._model()
+        model = await self._model()
         found = await asyncio.to_thread(
             group.recommend_for_group,
             model,
@@ -212,8 +213,8 @@ class MovieNights:
             )
         return picks, found.candidates
 
-    def _model(self) -> Recommender:
-        bundle = self.host.bundle
+    async def _model(self) -> Recommender:
+        bundle = await self.host.current()
         if bundle is not None:
             return bundle.model
         popular = self.host.popular
@@ -317,8 +318,9 @@ class MovieNights:
         if not members:  # everyone there has since used /forgetme
             return {}
         db = self.db
-        model = self._model()
-        ratings = [await rating_store.for_user(db, m) for m in members]
+        model = await self._model()
+        by_member = await rating_store.for_users(db, members)
+        ratings = [by_member[m] for m in members]
         values = await asyncio.to_thread(
             group.group_satisfaction,
             model,

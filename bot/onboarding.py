@@ -166,7 +166,7 @@ class Onboarding:
         asked = await onboarding_store.skipped(self.db, user_id)
         asked |= await dismissal_store.ids_for_users(self.db, [user_id])
         asked |= set(ratings)
-        bundle = self.host.bundle
+        bundle = await self.host.current()
         if bundle is None:  # no model yet: the most rated films, in order
             return next((m for m in self.catalog.popular(1000) if m.movie_id not in asked), None)
         movie_id = await asyncio.to_thread(next_question, bundle.model, ratings, asked)

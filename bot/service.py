@@ -340,8 +340,7 @@ class MovieService:
         members = [ask.user_id for ask in asks]
         ratings = await rating_store.for_users(self.db, members)
         hidden = await dismissal_store.ids_by_user(self.db, members)
-        await self.host.refresh()
-        bundle = self.host.bundle
+        bundle = await self.host.current()
         if bundle is None:
             fitting = await self.host.fit_running()
             return [
@@ -424,7 +423,7 @@ class MovieService:
             raise UserFacingError(f"I can list 1 to {MAX_RECOMMENDATIONS} movies at a time.")
 
         async def close_to(movie: Movie) -> SimilarMovies:
-            bundle = self.host.bundle
+            bundle = await self.host.current()
             if bundle is None:
                 if await self.host.fit_running():
                     raise ModelUnavailableError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,8 +18,8 @@ ALICE, BOB, CAROL, DAN = 11, 12, 13, 14
 
 
 @pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[MovieService]:
-    async with tiny_service(tmp_path) as svc:
+async def service(tmp_path: Path, store: dict[str, Any]) -> AsyncIterator[MovieService]:
+    async with tiny_service(tmp_path, **store) as svc:
         await svc.rate(ALICE, 1, 5.0)  # Heat
         await svc.rate(ALICE, 2, 4.5)  # Die Hard
         await svc.rate(BOB, 3, 5.0)  # The Terminator

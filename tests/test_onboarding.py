@@ -14,6 +14,7 @@ import sys
 import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,8 +46,8 @@ IMDB = (
 
 
 @pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[MovieService]:
-    async with tiny_service(tmp_path, import_cooldown_seconds=0) as svc:
+async def service(tmp_path: Path, store: dict[str, Any]) -> AsyncIterator[MovieService]:
+    async with tiny_service(tmp_path, import_cooldown_seconds=0, **store) as svc:
         yield svc
 
 
