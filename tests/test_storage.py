@@ -289,3 +289,31 @@ async def test_a_table_locked_by_another_session_is_busy_and_loses_nothing(
     finally:
         await other.close()
         await db.close()
+
+
+@pytest.mark.parametrize("to", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+async def test_after_a_copy_new_changes_still_count_for_the_next_refit(
+    tmp_path: Path, to: str, request: pytest.FixtureRequest
+) -> None:
+    async with tiny_service(tmp_path) as service:
+        for member in range(30):
+            await service.rate(100 + member, 1 + member % 10, 4.0)
+        await service.retrain("admin")  # the change log is emptied up to this fit
+        assert await service.pending_changes() == 0
+        source = service.db
+        target_url = (
+            f"sqlite:///{tmp_path / 'copy.db'}"
+            if to == "sqlite"
+            else request.getfixturevalue("postgres_url")
+        )
+        target = await database.connect(target_url)
+        try:
+            from bot.db.copy import copy_database
+
+            await copy_database(source, target)
+        finally:
+            await target.close()
+    async with tiny_service(tmp_path, database_url=target_url) as moved:
+        assert await moved.pending_changes() == 0
+        await moved.rate(999, 2, 3.0)
+        assert await moved.pending_changes() == 1  # a new change after the copy is seen

@@ -34,8 +34,7 @@ class StorageError(UserFacingError):
 def busy() -> StorageError:
     """Return the error a member sees when the database is busy (nothing was changed)."""
     return StorageError(
-        "The ratings database is busy right now. Nothing was changed; "
-        "please try again in a moment."
+        "The ratings database is busy right now. Nothing was changed; please try again in a moment."
     )
 
 

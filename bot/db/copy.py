@@ -8,7 +8,7 @@ schema, so a table a later migration adds cannot be left behind.
 
 from __future__ import annotations
 
-from bot.db import Database, StorageError
+from bot.db import Connection, Database, StorageError
 
 # In an order that satisfies the foreign keys (nights before their members, picks and votes).
 TABLES: dict[str, tuple[str, ...]] = {
@@ -88,12 +88,12 @@ async def copy_database(source: Database, target: Database) -> dict[str, int]:
                     "copied. Copy into a new, empty database."
                 )
     copied: dict[str, int] = {}
-    async with target.transaction() as out:
+    # One source transaction: a consistent snapshot even if a bot writes meanwhile.
+    async with source.transaction() as src, target.transaction() as out:
         for table, columns in TABLES.items():
-            async with source.read() as conn:
-                rows = await conn.fetchall(
-                    f"SELECT {', '.join(columns)} FROM {table} ORDER BY {columns[0]}"
-                )
+            rows = await src.fetchall(
+                f"SELECT {', '.join(columns)} FROM {table} ORDER BY {columns[0]}"
+            )
             real = [i for i, column in enumerate(columns) if column in _REAL]
             values = [_with_floats(row, real) for row in rows]
             marks = ", ".join("?" * len(columns))
@@ -103,13 +103,44 @@ async def copy_database(source: Database, target: Database) -> dict[str, int]:
                     values[start : start + _BATCH],
                 )
             copied[table] = len(values)
-        if target.kind == "postgresql":
-            for table in _GENERATED_IDS:  # new rows get ids after the copied ones
-                await out.execute(
-                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
-                    f" COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+        # New rows get ids after every id used so far, also ids no longer in the table: the
+        # change log is emptied after each fit, and its ids must keep growing past the ones
+        # fits have covered (model_runs.last_event_id), or new changes would go unseen.
+        for table in _GENERATED_IDS:
+            used = int(await out.fetchval(f"SELECT COALESCE(MAX(id), 0) FROM {table}") or 0)
+            if table == "rating_events":
+                covered = await src.fetchval(
+                    "SELECT COALESCE(MAX(last_event_id), 0) FROM model_runs"
                 )
+                used = max(used, int(covered or 0), await _counter(source, src, table))
+            await _continue_ids(target, out, table, used)
     return copied
+
+
+async def _counter(db: Database, conn: Connection, table: str) -> int:
+    """Return the last id ``db`` handed out for ``table`` (deleted rows included)."""
+    if db.kind == "postgresql":
+        value = await conn.fetchval(
+            f"SELECT pg_sequence_last_value(pg_get_serial_sequence('{table}', 'id')::regclass)"
+        )
+        return int(value or 0)
+    value = await conn.fetchval("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,))
+    return int(value or 0)
+
+
+async def _continue_ids(db: Database, conn: Connection, table: str, used: int) -> None:
+    """Make ``db`` hand out ids above ``used`` for ``table``."""
+    if db.kind == "postgresql":
+        await conn.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), ?, false)", (used + 1,)
+        )
+        return
+    await conn.execute(
+        "INSERT INTO sqlite_sequence (name, seq) SELECT ?, 0"
+        " WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = ?)",
+        (table, table),
+    )
+    await conn.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = ?", (used, table))
 
 
 def _with_floats(row: tuple[object, ...], real: list[int]) -> tuple[object, ...]:
