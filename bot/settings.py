@@ -94,7 +94,7 @@ class Settings(BaseSettings):
         if "database_path" in self.model_fields_set:
             from bot.db import is_postgresql, sqlite_path
 
-            if is_postgresql(url) or sqlite_path(url) != self.database_path:
+            if is_postgresql(url) or sqlite_path(url).resolve() != self.database_path.resolve():
                 raise ValueError(
                     "DATABASE_URL and DATABASE_PATH name different databases; set only one "
                     "(DATABASE_URL wins in new set-ups)"

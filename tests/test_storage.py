@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -317,3 +318,64 @@ async def test_after_a_copy_new_changes_still_count_for_the_next_refit(
         assert await moved.pending_changes() == 0
         await moved.rate(999, 2, 3.0)
         assert await moved.pending_changes() == 1  # a new change after the copy is seen
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("postgresql://bot:hunter2@db.example:5432/moviebot", "hunter2"),
+        ("postgresql://bot@db.example/moviebot?sslmode=require&password=hunter2", "hunter2"),
+        ("postgresql://bot:se/cret@db.example:5432/moviebot", "se/cret"),
+        ("postgresql://bot:se#cret@db.example/moviebot", "se#cret"),
+        ("postgresql://bot:12/34@db.example/moviebot", "12/34"),
+        ("postgresql+asyncpg://bot:hunter2@db.example/moviebot", "hunter2"),
+    ],
+)
+def test_no_form_of_a_password_in_a_url_is_ever_shown(url: str, secret: str) -> None:
+    from bot.db import redact
+
+    shown = redact(url)
+    for piece in {secret, *secret.split("/"), *secret.split("#")} - {""}:
+        assert piece not in shown, shown
+    assert shown.startswith(url.split("://", 1)[0] + "://")
+
+
+def test_db_copy_refuses_what_it_cannot_do_and_leaves_the_source_alone(
+    tmp_path: Path, cli: Any
+) -> None:
+    env = {"DATABASE_PATH": str(tmp_path / "missing.db"), "MOVIELENS_SOURCE": "unused"}
+    target = f"sqlite:///{tmp_path / 'new.db'}"
+    missing = cli(["db", "copy", "--to", target], env)
+    assert missing.returncode == 2
+    assert "There is no database at" in missing.stderr
+    assert not (tmp_path / "missing.db").exists()  # not created by the attempt
+    assert not (tmp_path / "new.db").exists()
+
+    old = tmp_path / "old.db"
+    asyncio.run(_old_schema(old))
+    env["DATABASE_PATH"] = str(old)
+    outdated = cli(["db", "copy", "--to", target], env)
+    assert outdated.returncode == 2
+    assert "is at schema 5" in outdated.stderr
+    assert sqlite3.connect(old).execute("PRAGMA user_version").fetchone() == (5,)  # untouched
+
+    wrong = cli(["db", "copy", "--to", "postgresql+asyncpg://bot:hunter2@dbhost/movies"], env)
+    assert wrong.returncode == 2
+    assert "is not a database URL moviebot knows" in wrong.stderr
+    assert "hunter2" not in wrong.stderr + wrong.stdout
+    assert not (tmp_path / "postgresql+asyncpg:").exists()
+
+
+async def _old_schema(path: Path) -> None:
+    """A database as moviebot left it before migration 006."""
+    db = await database.connect(path, migrate_schema=False)
+    try:
+        for number, _, sql in database.migrations("sqlite"):
+            if number > 5:
+                break
+            async with db.transaction() as conn:
+                for statement in database.split_sql(sql):
+                    await conn.execute(statement)
+                await conn.execute(f"PRAGMA user_version = {number}")
+    finally:
+        await db.close()

@@ -217,12 +217,13 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     """Write the HTML report with charts of the data, the server and the model."""
     import asyncio
 
+    from bot import db as database
     from recommender import Catalog, ModelFileError, load_bundle, load_dataset
     from recommender.report import build_report
 
     dataset = load_dataset(args.dataset or settings.movielens_source, settings.data_dir)
     chat = None
-    if settings.database_url is not None or settings.database_path.is_file():
+    if database.exists(settings.database):  # never creates an empty database to chart
         chat = asyncio.run(chat_ratings(settings))
     model = catalog = None
     model_path = Path(args.model) if args.model else settings.model_path

@@ -419,10 +419,27 @@ def cmd_db_copy(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _copy(source_target: str | Path, destination: str) -> dict[str, int]:
     from bot import db as database
+    from bot.db import StorageError, check_url, newest_schema, redact
     from bot.db.copy import copy_database
 
-    source = await database.connect(source_target)
     try:
+        check_url(destination)
+    except StorageError as exc:
+        raise CommandError(str(exc)) from exc
+    if not database.exists(source_target):
+        raise CommandError(
+            f"There is no database at {redact(source_target)} to copy. Check DATABASE_PATH "
+            "(or DATABASE_URL) and the folder you run moviebot in."
+        )
+    source = await database.connect(source_target, migrate_schema=False)  # left as it is
+    try:
+        version, newest = await source.schema_version(), newest_schema(source.kind)
+        if version != newest:
+            raise CommandError(
+                f"The database at {redact(source_target)} is at schema {version} and this "
+                f"moviebot's is {newest}. Start moviebot on it once (it upgrades the database "
+                "by itself), or use the moviebot that wrote it, then copy."
+            )
         target = await database.connect(destination)
         try:
             return await copy_database(source, target)

@@ -135,6 +135,10 @@ class Database(abc.ABC):
             return await conn.execute(sql, parameters)
 
     @abc.abstractmethod
+    async def schema_version(self) -> int:
+        """Return the number of the newest migration applied (0 for a new database)."""
+
+    @abc.abstractmethod
     def refit_lease(self) -> RefitLease:
         """Return the lease that lets one process at a time refit the model for this store."""
 
@@ -170,18 +174,61 @@ def sqlite_path(target: str | Path) -> Path:
 
 
 def redact(target: str | Path) -> str:
-    """Return ``target`` with any password in it replaced by ``***``: safe for logs."""
+    """Return ``target`` without any password in it: safe for logs and messages.
+
+    A URL's password (``user:password@`` or ``?password=``) becomes ``***``; a URL that cannot
+    be read reliably (say a password with an unencoded ``/``, ``#`` or ``?``, which cuts the
+    host part short) is not shown at all.
+    """
     text = str(target)
-    if not is_postgresql(text):
+    if "://" not in text or text.lower().startswith("sqlite:"):
         return text
+    scheme = text.split("://", 1)[0]
+    hidden = f"{scheme}://(address hidden: it could not be read without showing a password)"
     try:
         parts = urlsplit(text)
+        port = parts.port
     except ValueError:
-        return "postgresql://…"
-    if parts.password is None:
-        return text
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+        return hidden
+    if "@" in parts.path + parts.query + parts.fragment:  # the netloc was cut short
+        return hidden
+    netloc = parts.hostname or ""
+    if port is not None:
+        netloc = f"{netloc}:{port}"
+    if parts.username is not None:
+        user = parts.username + (":***" if parts.password is not None else "")
+        netloc = f"{user}@{netloc}"
+    query = "&".join(
+        "password=***" if item.lower().startswith("password=") else item
+        for item in parts.query.split("&")
+        if item
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def exists(target: str | Path) -> bool:
+    """Return False for a SQLite file that is not there (a server is assumed to exist)."""
+    if is_postgresql(target):
+        return True
+    path = sqlite_path(target)
+    return str(path) == ":memory:" or path.is_file()
+
+
+def check_url(target: str) -> None:
+    """Refuse a URL that is neither a SQLite nor a PostgreSQL database (without echoing it).
+
+    A plain path is a SQLite file.
+    """
+    if is_postgresql(target):
+        return
+    if target.lower().startswith("sqlite:"):
+        sqlite_path(target)  # refuses a malformed one
+        return
+    if "://" in target or ":" in target.split("/", 1)[0]:
+        raise StorageError(
+            f"{redact(target)} is not a database URL moviebot knows: use "
+            "postgresql://user:password@host:5432/dbname or sqlite:///path/to/file.db."
+        )
 
 
 async def connect(
@@ -216,6 +263,12 @@ def migrations(kind: str) -> list[tuple[int, str, str]]:
         if match:
             found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
     return sorted(found)
+
+
+def newest_schema(kind: str) -> int:
+    """Return the number of a store's newest migration."""
+    known = migrations(kind)
+    return known[-1][0] if known else 0
 
 
 def split_sql(script: str) -> list[str]:

@@ -15,6 +15,7 @@ import functools
 import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Sequence
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
@@ -209,6 +210,13 @@ class PostgresDatabase(Database):
         finally:
             await self._release(conn)
 
+    async def schema_version(self) -> int:
+        """Return the ``schema_version`` row: the newest migration applied (0 if none)."""
+        async with self.read() as conn:
+            if await conn.fetchval("SELECT to_regclass('schema_version')") is None:
+                return 0
+            return int(await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version"))
+
     def refit_lease(self) -> RefitLease:
         """Return the advisory lock that one process at a time holds while it refits."""
         return AdvisoryLease(self.url)
@@ -360,9 +368,14 @@ async def connect_postgresql(
                 "lock_timeout": f"{int(busy_timeout_ms):d}ms",
             },
         )
-    except (*_ERRORS, ValueError) as exc:
+    except ValueError as exc:  # its text may quote the URL, password and all
         raise StorageError(
-            f"Could not open the PostgreSQL database at {location}: {_reason(exc)}. "
+            f"Could not read the PostgreSQL URL {location}. Check DATABASE_URL; special "
+            "characters in the password (/ # ? @ :) must be percent-encoded (%2F %23 %3F %40 %3A)."
+        ) from exc
+    except _ERRORS as exc:
+        raise StorageError(
+            f"Could not open the PostgreSQL database at {location}: {_reason(exc, url)}. "
             "Check DATABASE_URL and that the server is running."
         ) from exc
     db = PostgresDatabase(pool, url)
@@ -375,6 +388,13 @@ async def connect_postgresql(
     return db
 
 
-def _reason(exc: BaseException) -> str:
-    """Return the driver's reason (it never repeats the password) or the error's name."""
-    return str(exc).strip() or type(exc).__name__
+def _reason(exc: BaseException, url: str) -> str:
+    """Return the driver's reason, with the URL's password blanked should it appear in it."""
+    text = str(exc).strip() or type(exc).__name__
+    secrets = [parse_qs(urlsplit(url).query).get("password", [""])[0]]
+    with contextlib.suppress(ValueError):
+        secrets.append(urlsplit(url).password or "")
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text

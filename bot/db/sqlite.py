@@ -120,6 +120,11 @@ class SQLiteDatabase(Database):
         async with self._lock:
             yield self._conn
 
+    async def schema_version(self) -> int:
+        """Return ``PRAGMA user_version``: the newest migration applied."""
+        async with self.read() as conn:
+            return int(await conn.fetchval("PRAGMA user_version") or 0)
+
     def refit_lease(self) -> RefitLease:
         """Return the lock file beside the database (none for ``:memory:``)."""
         assert self.path is not None
