@@ -15,9 +15,10 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -48,6 +49,15 @@ from recommender.persistence import remove_stale_temp_files, staging_path
 log = logging.getLogger(__name__)
 
 RELOAD_CHECK_SECONDS = 5.0
+LEASE_CHECK_SECONDS = 5.0
+LEASE_LOST = "interrupted: this process lost the refit lease (its database connection dropped)"
+T = TypeVar("T")
+
+
+class LeaseLostError(Exception):
+    """The refit lease was lost while this process was refitting."""
+
+
 CLOSE_WAIT_SECONDS = 5.0
 
 
@@ -110,6 +120,7 @@ class ModelHost:
         self._startup: asyncio.Task[RetrainResult | None] | None = None
         self._model_mtime: float | None = None
         self._next_reload_check = 0.0
+        self.lease_check_seconds = LEASE_CHECK_SECONDS
 
     # ------------------------------------------------------------------ start and stop
 
@@ -302,22 +313,35 @@ class ModelHost:
         staged = staging_path(self.config.model_path, f"run{run_id}")
         try:
             chat = ratings_frame(await rating_store.all_ratings(self.db))
-            metadata = await self.worker.run(
-                self.config.movielens_source,
-                str(self.config.data_dir),
-                chat,
-                dict(self.config.model_params),
-                str(staged),
-                tune=self.config.tune,
-                previous_path=str(self.config.model_path),
+            metadata = await self._while_leased(
+                self.worker.run(
+                    self.config.movielens_source,
+                    str(self.config.data_dir),
+                    chat,
+                    dict(self.config.model_params),
+                    str(staged),
+                    tune=self.config.tune,
+                    previous_path=str(self.config.model_path),
+                )
             )
             bundle = await asyncio.to_thread(load_bundle, staged)
+            if not await self.lease.renew():
+                raise LeaseLostError
             run = await run_store.get(self.db, run_id)
-            if run is None or run.status != "running" or not await self.lease.renew():
+            if run is None or run.status != "running":
                 raise RefitStopped("the run was closed while the fit ran")
             self._model_mtime = await asyncio.to_thread(
                 _put_in_place, staged, self.config.model_path
             )
+        except LeaseLostError as exc:
+            await asyncio.to_thread(staged.unlink, missing_ok=True)
+            log.warning("Stopped a refit: this process lost the refit lease")
+            await run_store.fail(self.db, run_id, LEASE_LOST, time.monotonic() - started)
+            raise UserFacingError(
+                "The retrain was stopped before it finished: this bot process lost its hold on "
+                "the refit (its connection to the database dropped), so another process may "
+                "refit now. Nothing changed; try /retrain again in a moment."
+            ) from exc
         except (asyncio.CancelledError, RefitStopped) as exc:
             await asyncio.to_thread(staged.unlink, missing_ok=True)
             await run_store.fail(self.db, run_id, run_store.INTERRUPTED, time.monotonic() - started)
@@ -365,6 +389,26 @@ class ModelHost:
             dict(metadata.params),
             dict(metadata.tuning),
         )
+
+    async def _while_leased(self, work: Awaitable[T]) -> T:
+        """Await ``work`` while confirming the refit lease every ``lease_check_seconds``.
+
+        A lease lost meanwhile (on PostgreSQL: the lock's session dropped, so another process
+        may take it) stops the work and raises :class:`LeaseLostError`: two refits never run
+        at once.
+        """
+        task = asyncio.ensure_future(work)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=self.lease_check_seconds)
+                if done:
+                    return task.result()
+                if not await self.lease.renew():
+                    raise LeaseLostError
+        finally:
+            if not task.done():
+                task.cancel()  # the worker process is terminated and reaped
+                await asyncio.gather(task, return_exceptions=True)
 
     async def pending_changes(self) -> int:
         """Return how many ratings changed since the last successful fit."""

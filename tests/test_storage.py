@@ -379,3 +379,40 @@ async def _old_schema(path: Path) -> None:
                 await conn.execute(f"PRAGMA user_version = {number}")
     finally:
         await db.close()
+
+
+@pytest.mark.postgresql
+async def test_a_refit_that_loses_its_lease_stops_so_two_never_run_at_once(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.errors import UserFacingError
+    from bot.model_host import LEASE_LOST
+    from tests.helpers import gate_refits, service_runs, tiny_config
+
+    async with tiny_service(tmp_path, database_url=postgres_url) as first:
+        first.host.lease_check_seconds = 0.1
+        gate = gate_refits(monkeypatch)
+        refit = asyncio.create_task(first.retrain("admin"))
+        await asyncio.sleep(0.3)
+        admin = await database.connect(postgres_url, migrate_schema=False)
+        try:  # the lock's session drops (a server restart, a proxy, a failover)
+            async with admin.read() as conn:
+                dropped = await conn.fetchall(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = ?",
+                    (f"moviebot-refit-{os.getpid()}",),
+                )
+        finally:
+            await admin.close()
+        assert dropped
+        with pytest.raises(UserFacingError, match="lost its hold on the refit"):
+            await asyncio.wait_for(refit, 10)
+        runs = await service_runs(first)
+        assert (runs[0]["status"], runs[0]["error"]) == ("failed", LEASE_LOST)
+        gate.set()
+        second = await MovieService.open(tiny_config(tmp_path, database_url=postgres_url))
+        try:
+            await second.retrain("console")  # the lease is free: another process refits
+        finally:
+            await second.close()
+        assert [r["status"] for r in (await service_runs(first))[:2]] == ["succeeded", "failed"]

@@ -246,7 +246,14 @@ class AdvisoryLease:
             return await asyncpg.connect(
                 self.url,
                 timeout=CONNECT_TIMEOUT_SECONDS,
-                server_settings={"application_name": name},
+                server_settings={
+                    "application_name": name,
+                    # The server notices a holder that vanished without closing its socket
+                    # (a crashed machine, a cut network) within about 25 s, and drops its lock.
+                    "tcp_keepalives_idle": "10",
+                    "tcp_keepalives_interval": "5",
+                    "tcp_keepalives_count": "3",
+                },
             )
         except (*_ERRORS, ValueError) as exc:
             log.warning("Could not reach %s for the refit lease: %s", redact(self.url), exc)
