@@ -67,6 +67,10 @@ class Batcher(Generic[T, R]):
         self.batches += 1
         try:
             results = await self.handle([w.item for w in batch])
+        except asyncio.CancelledError:  # the loop is shutting down: nobody is left waiting
+            for waiting in [*batch, *self._drain()]:
+                waiting.done.cancel()
+            raise
         except Exception as exc:
             for waiting in batch:
                 if not waiting.done.done():
@@ -79,6 +83,12 @@ class Batcher(Generic[T, R]):
                 waiting.done.set_exception(result)
             else:
                 waiting.done.set_result(result)
+
+    def _drain(self) -> list[_Waiting[T, R]]:
+        waiting = []
+        while not self._queue.empty():
+            waiting.append(self._queue.get_nowait())
+        return waiting
 
     async def close(self) -> None:
         """Finish the batch in progress and what is queued."""

@@ -349,8 +349,12 @@ class MovieService:
             ]
         answers = await asyncio.to_thread(self._recommend_many, bundle, asks, ratings, hidden)
         return [
-            Recommendations(found, used, used > 0, False, ask.genre, discover=ask.discover)
-            for ask, (found, used) in zip(asks, answers, strict=True)
+            answer
+            if isinstance(answer, Exception)
+            else Recommendations(
+                answer[0], answer[1], answer[1] > 0, False, ask.genre, discover=ask.discover
+            )
+            for ask, answer in zip(asks, answers, strict=True)
         ]
 
     def _popular_picks(
@@ -378,23 +382,43 @@ class MovieService:
         asks: list[_Ask],
         ratings: dict[int, dict[int, float]],
         hidden: dict[int, set[int]],
-    ) -> list[tuple[tuple[Pick, ...], int]]:
+    ) -> list[tuple[tuple[Pick, ...], int] | Exception]:
+        """Score every ask together; whatever goes wrong for one member fails only theirs."""
         model = bundle.model
-        requests = [
-            RecommendRequest(
-                ratings[ask.user_id],
-                ask.count,
-                exclude=hidden[ask.user_id],
-                allowed=self._allowed(model.item_ids_, ask.genre),
-                discover=DISCOVER if ask.discover else 0.0,
-            )
-            for ask in asks
-        ]
+        out: list[tuple[tuple[Pick, ...], int] | Exception | None] = [None] * len(asks)
+        prepared: list[tuple[int, RecommendRequest]] = []
+        for i, ask in enumerate(asks):
+            try:
+                prepared.append(
+                    (
+                        i,
+                        RecommendRequest(
+                            ratings[ask.user_id],
+                            ask.count,
+                            exclude=hidden[ask.user_id],
+                            allowed=self._allowed(model.item_ids_, ask.genre),
+                            discover=DISCOVER if ask.discover else 0.0,
+                        ),
+                    )
+                )
+            except Exception as exc:
+                log.exception("Could not prepare the picks of member %s", ask.user_id)
+                out[i] = exc
         with single_threaded_blas():
-            return [
-                self._with_reasons(model, request.ratings, picks)
-                for request, picks in zip(requests, model.recommend_many(requests), strict=True)
-            ]
+            together: list[Picks] | None
+            try:
+                together = model.recommend_many([request for _, request in prepared])
+            except Exception:
+                log.exception("Scoring %d members together failed; scoring each alone", len(asks))
+                together = None
+            for n, (i, request) in enumerate(prepared):
+                try:
+                    picks = together[n] if together else model.recommend_many([request])[0]
+                    out[i] = self._with_reasons(model, request.ratings, picks)
+                except Exception as exc:
+                    log.exception("Could not recommend for member %s", asks[i].user_id)
+                    out[i] = exc
+        return [answer for answer in out if answer is not None]
 
     def _with_reasons(
         self, model: Recommender, ratings: Mapping[int, float], picks: Picks

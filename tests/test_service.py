@@ -6,6 +6,7 @@ import io
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -438,3 +439,45 @@ async def test_members_asking_at_once_are_answered_together_as_each_would_be_alo
         assert a.based_on == b.based_on
         assert [p.because for p in a.picks] == [p.because for p in b.picks]
     assert 3 not in [p.movie.movie_id for p in together[0].picks]
+
+
+async def test_a_member_whose_picks_fail_does_not_fail_the_others_asking_with_them(
+    service: MovieService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    members = list(range(700, 710))
+    for member in members:
+        await service.rate(member, 1 + member % 5, 5.0)
+    await service.rate(members[3], 12, 4.0)  # only this member rated Hamlet (1948)
+    alone = {m: await service.recommend(m, 5) for m in members if m != members[3]}
+    model = service.bundle.model  # type: ignore[union-attr]
+    real = model.explain
+
+    def explain(ratings: dict[int, float], movie_id: int, top: int = 3) -> Any:
+        if 12 in ratings:
+            raise RuntimeError("a fault for one member only")
+        return real(ratings, movie_id, top=top)
+
+    monkeypatch.setattr(model, "explain", explain)
+    answers = await asyncio.gather(
+        *(service.recommend(m, 5) for m in members), return_exceptions=True
+    )
+    assert isinstance(answers[3], RuntimeError)
+    for member, answer in zip(members, answers, strict=True):
+        if member != members[3]:
+            assert not isinstance(answer, BaseException)
+            assert [p.movie.movie_id for p in answer.picks] == [
+                p.movie.movie_id for p in alone[member].picks
+            ]
+
+
+async def test_requests_waiting_in_a_cancelled_batcher_are_cancelled_not_left_hanging() -> None:
+    from bot.batching import Batcher
+
+    async def cancelled(items: list[int]) -> list[int | BaseException]:
+        await asyncio.sleep(0.01)
+        raise asyncio.CancelledError  # as when the loop shuts the handler's work down
+
+    batcher: Batcher[int, int] = Batcher(cancelled)
+    waiting = [asyncio.create_task(batcher.submit(i)) for i in range(3)]
+    results = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), 2)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results)
