@@ -14,6 +14,7 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -339,10 +340,18 @@ class MovieNights:
                 "can close it."
             )
 
-    async def due(self, now: int | None = None) -> list[NightView]:
-        """Move every night whose time is up: lobbies to voting, votes to closed."""
+    async def due(
+        self, now: int | None = None, *, serves: Callable[[int], bool] | None = None
+    ) -> list[NightView]:
+        """Move every night whose time is up: lobbies to voting, votes to closed.
+
+        ``serves`` picks the servers this process handles (its gateway shards' servers), so
+        with several shard processes each night is moved by exactly one of them.
+        """
         changed = []
         for night in await night_store.due(self.db, now):
+            if serves is not None and not serves(night.guild_id):
+                continue
             try:
                 changed.append(await self.close(night.id, None))
             except Exception as exc:  # one broken night must not keep the others open

@@ -528,3 +528,16 @@ async def test_shard_settings_pick_the_shards_this_process_runs(
         assert [g.id for g in h.bot.guilds] == [GUILD_ID]  # only the servers on shard 1
         answer = await h.fake.settle(await h.fake.command("help", {}))
         assert answer.text()
+        # Movie nights whose time is up are moved by the process that serves their server.
+        cog = h.bot.get_cog("MovieNight")
+        assert cog.serves(GUILD_ID)  # type: ignore[union-attr]
+        assert not cog.serves(OTHER_GUILD)  # type: ignore[union-attr]
+        nights = h.service.nights
+        here = await nights.start(guild_id=GUILD_ID, channel_id=1, invoker=5, voice_members=None)
+        there = await nights.start(
+            guild_id=OTHER_GUILD, channel_id=2, invoker=5, voice_members=None
+        )
+        later = 2**40  # long after both lobbies ran out
+        moved = await nights.due(later, serves=cog.serves)  # type: ignore[union-attr]
+        assert [v.night.id for v in moved] == [here.night.id]
+        assert (await nights.view(there.night.id)).night.state == "lobby"  # the other's

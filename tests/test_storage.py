@@ -416,3 +416,22 @@ async def test_a_refit_that_loses_its_lease_stops_so_two_never_run_at_once(
         finally:
             await second.close()
         assert [r["status"] for r in (await service_runs(first))[:2]] == ["succeeded", "failed"]
+
+
+@pytest.mark.parametrize(
+    "store", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
+)
+async def test_a_value_the_store_cannot_hold_is_a_plain_failure(
+    tmp_path: Path, store: str, request: pytest.FixtureRequest
+) -> None:
+    target = (
+        str(tmp_path / "bot.db") if store == "sqlite" else request.getfixturevalue("postgres_url")
+    )
+    db = await database.connect(target)
+    try:
+        with pytest.raises(StorageError, match="had a problem and nothing was changed"):
+            await rating_store.upsert(db, 2**64, 1, 4.0)  # no Discord id is that large
+        await rating_store.upsert(db, 1, 1, 4.0)  # and the store goes on working
+        assert await rating_store.for_user(db, 1) == {1: 4.0}
+    finally:
+        await db.close()

@@ -190,10 +190,17 @@ class MovieNight(commands.Cog):
     async def timers(self) -> None:
         """Close lobbies and votes whose time is up (also ones that ran out while offline)."""
         try:
-            for view in await self.service.nights.due():
+            for view in await self.service.nights.due(serves=self.serves):
                 await show_night(self.bot, view)
         except Exception:
             log.exception("Closing due movie nights failed; will retry")
+
+    def serves(self, guild_id: int) -> bool:
+        """Return True when a server is on one of this process's gateway shards."""
+        shard_ids = self.bot.shard_ids
+        if shard_ids is None:
+            return True
+        return (guild_id >> 22) % (self.bot.shard_count or 1) in shard_ids
 
     @timers.before_loop
     async def _wait_until_ready(self) -> None:

@@ -63,6 +63,8 @@ _ERRORS = (asyncpg.PostgresError, *_UNREACHABLE)
 
 def describe(exc: BaseException) -> StorageError:
     """Turn a PostgreSQL or connection error into a :class:`StorageError` a member can act on."""
+    if isinstance(exc, asyncpg.exceptions._base.DataError):  # a value the driver refused
+        return failed()
     if isinstance(exc, _BUSY):
         return busy()
     if isinstance(exc, asyncpg.ReadOnlySQLTransactionError):

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 PRIVATE = 0o600  # members' ids and ratings: readable by the bot's user only
 
 
-def describe(exc: sqlite3.Error) -> StorageError:
+def describe(exc: sqlite3.Error | OverflowError) -> StorageError:
     """Turn an SQLite error into a :class:`StorageError` with a message a member can act on."""
     text = str(exc).lower()
     if "locked" in text or "busy" in text:
@@ -52,7 +52,7 @@ class SQLiteConnection(Connection):
         self.connection = connection
         self.location = location
 
-    def _fail(self, exc: sqlite3.Error) -> StorageError:
+    def _fail(self, exc: sqlite3.Error | OverflowError) -> StorageError:
         log.warning("Statement failed on %s: %s", self.location, exc)
         return describe(exc)
 
@@ -61,21 +61,21 @@ class SQLiteConnection(Connection):
             cursor = await self.connection.execute(sql, tuple(parameters))
             changed = cursor.rowcount
             await cursor.close()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OverflowError) as exc:  # OverflowError: an id above 2^63
             raise self._fail(exc) from exc
         return max(int(changed), 0)
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
         try:
             await self.connection.executemany(sql, [tuple(row) for row in rows])
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OverflowError) as exc:  # OverflowError: an id above 2^63
             raise self._fail(exc) from exc
 
     async def fetchall(self, sql: str, parameters: Sequence[object] = ()) -> list[Row]:
         try:
             async with self.connection.execute(sql, tuple(parameters)) as cursor:
                 return [tuple(row) async for row in cursor]
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OverflowError) as exc:  # OverflowError: an id above 2^63
             raise self._fail(exc) from exc
 
 
