@@ -95,6 +95,18 @@ class Connection(abc.ABC):
         row = await self.fetchone(sql, parameters)
         return None if row is None else row[0]
 
+    async def fetch_for_ids(self, sql: str, ids: Iterable[int], *, chunk: int = 500) -> list[Row]:
+        """Run ``sql`` for many ids, ``chunk`` at a time; return every row.
+
+        ``sql`` holds ``{marks}`` where the list of placeholders goes (the ids stay bound).
+        """
+        unique = list(dict.fromkeys(ids))
+        rows: list[Row] = []
+        for start in range(0, len(unique), chunk):
+            part = unique[start : start + chunk]
+            rows += await self.fetchall(sql.format(marks=",".join("?" * len(part))), part)
+        return rows
+
     @contextlib.asynccontextmanager
     async def savepoint(self, name: str = "item") -> AsyncIterator[None]:
         """Run the body inside a savepoint: on any error only the body's changes are undone."""

@@ -49,29 +49,16 @@ async def for_user(db: Database, user_id: int) -> list[Dismissal]:
 
 async def ids_for_users(db: Database, user_ids: list[int]) -> set[int]:
     """Return every film any of these members dismissed."""
-    if not user_ids:
-        return set()
-    marks = ",".join("?" * len(user_ids))
-    async with db.read() as conn:
-        rows = await conn.fetchall(
-            f"SELECT DISTINCT movie_id FROM dismissals WHERE user_id IN ({marks})",
-            tuple(user_ids),
-        )
-    return {int(m) for (m,) in rows}
+    return set().union(*(await ids_by_user(db, user_ids)).values())
 
 
 async def ids_by_user(db: Database, user_ids: list[int]) -> dict[int, set[int]]:
     """Return the films each of these members dismissed (empty for none), in one read."""
     found: dict[int, set[int]] = {user: set() for user in user_ids}
-    unique = list(found)
     async with db.read() as conn:
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = await conn.fetchall(
-                f"SELECT user_id, movie_id FROM dismissals WHERE user_id IN ({marks})",
-                tuple(chunk),
-            )
-            for user, movie in rows:
-                found[int(user)].add(int(movie))
+        rows = await conn.fetch_for_ids(
+            "SELECT user_id, movie_id FROM dismissals WHERE user_id IN ({marks})", user_ids
+        )
+    for user, movie in rows:
+        found[int(user)].add(int(movie))
     return found

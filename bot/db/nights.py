@@ -300,15 +300,12 @@ async def satisfaction_history(
             (guild_id, nights),
         )
         ids = [int(i) for (i,) in rows][::-1]
-        values: dict[tuple[int, int], float] = {}
-        if ids:
-            marks = ",".join("?" * len(ids))
-            rows = await conn.fetchall(
-                "SELECT night_id, user_id, satisfaction FROM night_satisfaction"
-                f" WHERE night_id IN ({marks})",
-                tuple(ids),
-            )
-            values = {(int(n), int(u)): float(s) for n, u, s in rows}
+        rows = await conn.fetch_for_ids(
+            "SELECT night_id, user_id, satisfaction FROM night_satisfaction"
+            " WHERE night_id IN ({marks})",
+            ids,
+        )
+        values = {(int(n), int(u)): float(s) for n, u, s in rows}
     return [[values.get((night, user)) for user in user_ids] for night in ids]
 
 

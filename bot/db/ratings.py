@@ -140,17 +140,12 @@ async def for_user(db: Database, user_id: int) -> dict[int, float]:
 async def for_users(db: Database, user_ids: list[int]) -> dict[int, dict[int, float]]:
     """Return each of these members' ratings (movie id -> stars; empty for none), in one read."""
     found: dict[int, dict[int, float]] = {user: {} for user in user_ids}
-    unique = list(found)
     async with db.read() as conn:
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            marks = ",".join("?" * len(chunk))  # placeholders only; the ids are bound
-            rows = await conn.fetchall(
-                f"SELECT user_id, movie_id, rating FROM ratings WHERE user_id IN ({marks})",
-                tuple(chunk),
-            )
-            for user, movie, stars in rows:
-                found[int(user)][int(movie)] = float(stars)
+        rows = await conn.fetch_for_ids(
+            "SELECT user_id, movie_id, rating FROM ratings WHERE user_id IN ({marks})", user_ids
+        )
+    for user, movie, stars in rows:
+        found[int(user)][int(movie)] = float(stars)
     return found
 
 
@@ -173,18 +168,14 @@ async def count_for_user(db: Database, user_id: int) -> int:
 
 
 async def counts_for_users(db: Database, user_ids: list[int]) -> dict[int, int]:
-    """Return how many movies each of these members has rated (0 for none), in one query."""
+    """Return how many movies each of these members has rated (0 for none), in one read."""
     counts = dict.fromkeys(user_ids, 0)
-    for start in range(0, len(user_ids), 500):
-        chunk = user_ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))  # placeholders only; the ids are bound
-        async with db.read() as conn:
-            rows = await conn.fetchall(
-                f"SELECT user_id, COUNT(*) FROM ratings WHERE user_id IN ({marks})"
-                " GROUP BY user_id",
-                tuple(chunk),
-            )
-        counts.update({int(u): int(n) for u, n in rows})
+    async with db.read() as conn:
+        rows = await conn.fetch_for_ids(
+            "SELECT user_id, COUNT(*) FROM ratings WHERE user_id IN ({marks}) GROUP BY user_id",
+            user_ids,
+        )
+    counts.update({int(u): int(n) for u, n in rows})
     return counts
 
 
