@@ -249,7 +249,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--one", nargs=2, metavar=("SIZE", "MODEL"), help=argparse.SUPPRESS)
     parser.add_argument("--warm", metavar="SIZE", help="warm refit vs cold fit on this size")
-    parser.add_argument("--warm-iter", type=int, default=30, help="warm refit iterations")
+    parser.add_argument("--warm-iter", type=int, default=10, help="warm refit iterations")
     parser.add_argument(
         "--warm-curve",
         action="store_true",

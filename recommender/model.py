@@ -37,6 +37,8 @@ from recommender.base import (
 
 log = logging.getLogger(__name__)
 
+WARM_FOLD_ITER = 50  # updates of the users' factors against the previous movie factors
+
 _THREADPOOLS = ThreadpoolController()
 
 
@@ -106,7 +108,7 @@ class NMFRecommender(Recommender):
         rating is mostly served the popular list; at ``blend_below`` ratings, the model alone).
     random_state : int or None, default=0
         Seed for the NMF initialization; the same seed and data give the same model.
-    warm_iter : int, default=30
+    warm_iter : int, default=10
         Iterations of a warm-started refit (``fit(..., previous=model)``), which starts from the
         previous model's movie factors and so needs far fewer than a cold fit's ``max_iter``.
     """
@@ -121,7 +123,7 @@ class NMFRecommender(Recommender):
         damping: float = POPULARITY_DAMPING,
         blend_below: int = 3,
         random_state: int | None = 0,
-        warm_iter: int = 30,
+        warm_iter: int = 10,
     ) -> None:
         self.n_components = n_components
         self.alpha = alpha
@@ -246,7 +248,7 @@ class NMFRecommender(Recommender):
         row_means = np.asarray(matrix.sum(axis=1)).ravel() / n_items
         w = np.repeat(np.sqrt(np.maximum(row_means, 0) / k)[:, None], k, axis=1)
         eps = np.finfo(np.float64).eps
-        for _ in range(min(self.max_iter, 50)):
+        for _ in range(min(self.max_iter, WARM_FOLD_ITER)):
             denominator = w @ gram + l1 + l2 * w
             w *= xht / np.maximum(denominator, eps)
         return w, h
