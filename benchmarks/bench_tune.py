@@ -6,6 +6,11 @@ re-tuning refit of ml-latest-small under 30 s.
 
     uv run python -m benchmarks.bench_tune                       # both layouts
     uv run python -m benchmarks.bench_tune --layouts full --start '{"alpha": 0.3}'
+    uv run python -m benchmarks.bench_tune --synthetic 25M   # time only: synthetic ratings
+
+With ``--synthetic SIZE`` (1M, 10M, 25M: ``bench_fit``'s MovieLens-shaped synthetic ratings) it
+times a re-tuning refit against a plain one at that size; the scores there mean nothing (the
+ratings are random), only the time does.
 """
 
 from __future__ import annotations
@@ -14,7 +19,36 @@ import argparse
 import json
 import time
 
+import numpy as np
+
 from benchmarks._common import machine, movielens_source, table
+from recommender import Dataset
+
+
+def synthetic_dataset(size: str) -> Dataset:
+    """Return ``bench_fit``'s synthetic ratings of ``size`` as a data set."""
+    import hashlib
+
+    import pandas as pd
+
+    from benchmarks.bench_fit import SHAPES, synthetic_ratings
+
+    n_users, n_movies = SHAPES[size]
+    ratings = synthetic_ratings(int(float(size[:-1]) * 1e6), n_users, n_movies)
+    ratings["timestamp"] = 0
+    ids = np.sort(ratings["movie_id"].unique())
+    movies = pd.DataFrame(
+        {
+            "movie_id": ids,
+            "title": [f"Movie {i}" for i in ids],
+            "year": pd.array([None] * len(ids), dtype="Int64"),
+            "genres": [()] * len(ids),
+            "imdb_id": pd.array([None] * len(ids), dtype="Int64"),
+            "tmdb_id": pd.array([None] * len(ids), dtype="Int64"),
+        }
+    )
+    fingerprint = hashlib.sha1(f"synthetic {size}".encode(), usedforsecurity=False).hexdigest()
+    return Dataset(f"synthetic {size}", movies, ratings, fingerprint=fingerprint[:16])
 
 
 def main() -> None:
@@ -25,12 +59,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layouts", default="full,dense")
     parser.add_argument("--start", default="{}", help="NMF parameters to start from (JSON)")
+    parser.add_argument("--synthetic", metavar="SIZE", help="time a re-tune on synthetic data")
     args = parser.parse_args()
     start = json.loads(args.start)
-    data = load_dataset(movielens_source(), progress=False)
     print(f"Machine: {machine()}")
-    for layout in args.layouts.split(","):
-        dataset = apply_layout(data, layout)
+    if args.synthetic:
+        datasets = [synthetic_dataset(args.synthetic)]
+    else:
+        data = load_dataset(movielens_source(), progress=False)
+        datasets = [apply_layout(data, layout) for layout in args.layouts.split(",")]
+    for dataset in datasets:
         started = time.perf_counter()
         plain = fit_bundle(dataset, holdout=0.05, **start)
         plain_s = time.perf_counter() - started
