@@ -77,8 +77,18 @@ class FileLease:
         return True
 
     async def renew(self) -> bool:
-        """Return True while held: an OS lock lasts as long as the process, nothing to extend."""
-        return self._fd is not None
+        """Return True while held: the lock is on the file still at ``path``.
+
+        An OS lock lasts as long as the process; but if the lock file was deleted or replaced
+        (someone tidying ``data/``), another process can lock the new file, so the lease is lost.
+        """
+        if self._fd is None:
+            return False
+        try:
+            held, current = os.fstat(self._fd), os.stat(self.path)
+        except OSError:
+            return False
+        return (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino)
 
     async def release(self) -> None:
         """Unlock and close the lock file."""

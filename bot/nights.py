@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bot.db import StorageError
 from bot.db import dismissals as dismissal_store
 from bot.db import nights as night_store
 from bot.db import ratings as rating_store
@@ -354,6 +355,8 @@ class MovieNights:
                 continue
             try:
                 changed.append(await self.close(night.id, None))
+            except StorageError as exc:  # the database is busy or away: try again next time
+                log.warning("Movie night %d could not close now (%s); will retry", night.id, exc)
             except Exception as exc:  # one broken night must not keep the others open
                 if not isinstance(exc, UserFacingError):
                     log.exception("Movie night %d could not close; cancelling it", night.id)

@@ -116,9 +116,11 @@ class MovieService:
     async def close(self) -> None:
         """Write queued ratings, stop a running refit, give up the refit lease, close the db."""
         try:
-            await self.writer.close()
-            await self._asks.close()
-            await self.host.close()
+            try:
+                await self.writer.close()
+                await self._asks.close()
+            finally:  # also when cancelled meanwhile (a second Ctrl-C)
+                await self.host.close()
         finally:
             await self.db.close()
 

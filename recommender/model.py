@@ -179,7 +179,7 @@ class NMFRecommender(Recommender):
             alpha_W=self.alpha,
             alpha_H="same",
             l1_ratio=self.l1_ratio,
-            max_iter=self.max_iter if start is None else self.warm_iter,
+            max_iter=self.max_iter if start is None else min(self.warm_iter, self.max_iter),
             tol=self.tol,
             random_state=self.random_state,
         )

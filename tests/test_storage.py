@@ -8,6 +8,7 @@ import asyncio
 import os
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -329,6 +330,9 @@ async def test_after_a_copy_new_changes_still_count_for_the_next_refit(
         ("postgresql://bot:se#cret@db.example/moviebot", "se#cret"),
         ("postgresql://bot:12/34@db.example/moviebot", "12/34"),
         ("postgresql+asyncpg://bot:hunter2@db.example/moviebot", "hunter2"),
+        ("postgresql://u@127.0.0.1:1/db?pass%77ord=hunter2", "hunter2"),
+        ("postgresql://u@db.example/db?sslmode=require&sslpassword=hunter2", "hunter2"),
+        ("postgresql:///db?host=/tmp&password=hunter2", "hunter2"),
     ],
 )
 def test_no_form_of_a_password_in_a_url_is_ever_shown(url: str, secret: str) -> None:
@@ -338,6 +342,21 @@ def test_no_form_of_a_password_in_a_url_is_ever_shown(url: str, secret: str) -> 
     for piece in {secret, *secret.split("/"), *secret.split("#")} - {""}:
         assert piece not in shown, shown
     assert shown.startswith(url.split("://", 1)[0] + "://")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:secret@[::1]:5432/db", "postgresql://u:***@[::1]:5432/db"),
+        ("postgresql://u@127.0.0.1:1,127.0.0.1:2/db", "postgresql://u@127.0.0.1:1,127.0.0.1:2/db"),
+        ("postgresql:///db?host=/tmp&password=x", "postgresql:///db?host=/tmp&password=***"),
+        ("postgresql://u:secret@Host.Example.COM/DB", "postgresql://u:***@Host.Example.COM/DB"),
+    ],
+)
+def test_a_url_is_shown_as_written_but_for_its_password(url: str, shown: str) -> None:
+    from bot.db import redact
+
+    assert redact(url) == shown
 
 
 def test_db_copy_refuses_what_it_cannot_do_and_leaves_the_source_alone(
@@ -358,6 +377,10 @@ def test_db_copy_refuses_what_it_cannot_do_and_leaves_the_source_alone(
     assert outdated.returncode == 2
     assert "is at schema 5" in outdated.stderr
     assert sqlite3.connect(old).execute("PRAGMA user_version").fetchone() == (5,)  # untouched
+
+    memory = cli(["db", "copy", "--to", "sqlite:///:memory:"], {**env, "DATABASE_PATH": str(old)})
+    assert memory.returncode == 2
+    assert "keeps nothing" in memory.stderr
 
     wrong = cli(["db", "copy", "--to", "postgresql+asyncpg://bot:hunter2@dbhost/movies"], env)
     assert wrong.returncode == 2
@@ -435,3 +458,109 @@ async def test_a_value_the_store_cannot_hold_is_a_plain_failure(
         assert await rating_store.for_user(db, 1) == {1: 4.0}
     finally:
         await db.close()
+
+
+class FreezableProxy:
+    """A TCP proxy to the server's socket that can go silent, as a cut network does."""
+
+    def __init__(self, socket_path: str) -> None:
+        self.socket_path = socket_path
+        self.open = asyncio.Event()
+        self.open.set()
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            await self.open.wait()  # while frozen nothing gets through, and nothing is closed
+            writer.write(data)
+            await writer.drain()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        server_reader, server_writer = await asyncio.open_unix_connection(self.socket_path)
+        await asyncio.gather(
+            self._pipe(reader, server_writer),
+            self._pipe(server_reader, writer),
+            return_exceptions=True,
+        )
+
+    def close(self) -> None:
+        assert self.server is not None
+        self.server.close()
+
+
+@pytest.mark.postgresql
+async def test_a_lease_whose_network_goes_silent_counts_as_lost_in_seconds(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    import bot.db.postgres as postgres
+
+    monkeypatch.setattr(postgres, "LEASE_TIMEOUT_SECONDS", 0.5)
+    parts = urlsplit(postgres_url)
+    socket_path = f"{parse_qs(parts.query)['host'][0]}/.s.PGSQL.{parts.port or 5432}"
+    proxy = FreezableProxy(socket_path)
+    port = await proxy.start()
+    lease = postgres.AdvisoryLease(f"postgresql://postgres@127.0.0.1:{port}{parts.path}")
+    try:
+        assert await lease.acquire()
+        assert await lease.renew()
+        proxy.open.clear()  # the server will drop the silent session (keepalives) and its lock
+        started = time.monotonic()
+        assert not await lease.renew()  # so this process must stop refitting, and soon
+        assert time.monotonic() - started < 3
+    finally:
+        proxy.open.set()
+        await lease.release()
+        proxy.close()
+
+
+def test_a_deleted_lock_file_counts_as_a_lost_lease(tmp_path: Path) -> None:
+    from bot.lease import FileLease
+
+    async def scenario() -> None:
+        first, second = (
+            FileLease(tmp_path / "bot.db.refit.lock"),
+            FileLease(tmp_path / "bot.db.refit.lock"),
+        )
+        assert await first.acquire()
+        assert not await second.acquire()
+        (tmp_path / "bot.db.refit.lock").unlink()  # someone tidies data/
+        assert await second.acquire()  # a new file, a new lock
+        assert not await first.renew()  # so the first must stop refitting
+        await first.release()
+        await second.release()
+
+    asyncio.run(scenario())
+
+
+def test_db_copy_changes_nothing_about_the_source_file(tmp_path: Path, cli: Any) -> None:
+    source = tmp_path / "shared.db"
+
+    async def make() -> None:
+        db = await database.connect(source)
+        await rating_store.upsert(db, MEMBER, 1, 4.0)
+        await db.close()
+
+    asyncio.run(make())
+    connection = sqlite3.connect(source)
+    connection.execute("PRAGMA journal_mode = DELETE")
+    connection.close()
+    source.chmod(0o640)  # say, group-readable for a backup job
+    env = {"DATABASE_PATH": str(source), "MOVIELENS_SOURCE": "unused"}
+    result = cli(["db", "copy", "--to", f"sqlite:///{tmp_path / 'copy.db'}"], env)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(source.stat().st_mode) == 0o640
+    connection = sqlite3.connect(source)
+    assert connection.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    connection.close()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database\n")
+    notes.chmod(0o644)
+    wrong = cli(["db", "copy", "--to", str(notes)], env)
+    assert wrong.returncode == 1
+    assert stat.S_IMODE(notes.stat().st_mode) == 0o644  # a file that is no database is left be

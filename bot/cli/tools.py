@@ -431,14 +431,24 @@ async def _copy(source_target: str | Path, destination: str) -> dict[str, int]:
             f"There is no database at {redact(source_target)} to copy. Check DATABASE_PATH "
             "(or DATABASE_URL) and the folder you run moviebot in."
         )
-    source = await database.connect(source_target, migrate_schema=False)  # left as it is
+    if (
+        not database.is_postgresql(destination)
+        and str(database.sqlite_path(destination)) == ":memory:"
+    ):
+        raise CommandError("An in-memory database keeps nothing: give --to a file or a server.")
+    source = await database.connect(source_target, read_only=True)  # changes nothing there
     try:
         version, newest = await source.schema_version(), newest_schema(source.kind)
-        if version != newest:
+        if version > newest:
+            raise CommandError(
+                f"The database at {redact(source_target)} was written by a newer moviebot "
+                f"(schema {version}; this one knows up to {newest}). Copy it with that moviebot."
+            )
+        if version < newest:
             raise CommandError(
                 f"The database at {redact(source_target)} is at schema {version} and this "
                 f"moviebot's is {newest}. Start moviebot on it once (it upgrades the database "
-                "by itself), or use the moviebot that wrote it, then copy."
+                "by itself), then copy."
             )
         target = await database.connect(destination)
         try:

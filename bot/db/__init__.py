@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus
 
 from bot.errors import UserFacingError
 from bot.lease import RefitLease
@@ -141,6 +141,13 @@ class Database(abc.ABC):
     def read(self) -> contextlib.AbstractAsyncContextManager[Connection]:
         """Lend a connection for reads."""
 
+    @abc.abstractmethod
+    def snapshot(self) -> contextlib.AbstractAsyncContextManager[Connection]:
+        """Lend a connection that sees the store as it was at its first read, and only reads.
+
+        Other connections may write meanwhile (for a copy of a database in use).
+        """
+
     async def write(self, sql: str, parameters: Sequence[object] = ()) -> int:
         """Run one write statement in its own transaction; return how many rows it changed."""
         async with self.transaction() as conn:
@@ -185,37 +192,41 @@ def sqlite_path(target: str | Path) -> Path:
     return Path(text)
 
 
+SECRET_KEYS = ("password", "sslpassword")  # query parameters that hold a secret
+
+
 def redact(target: str | Path) -> str:
     """Return ``target`` without any password in it: safe for logs and messages.
 
-    A URL's password (``user:password@`` or ``?password=``) becomes ``***``; a URL that cannot
-    be read reliably (say a password with an unencoded ``/``, ``#`` or ``?``, which cuts the
-    host part short) is not shown at all.
+    A URL's password (``user:password@``, ``?password=``, ``?sslpassword=``, however their
+    names are encoded) becomes ``***``; the rest stays as written (hosts, ports, IPv6
+    brackets, several hosts). A URL whose host part a password cut short (an unencoded ``/``,
+    ``#`` or ``?`` in it) is not shown at all.
     """
     text = str(target)
     if "://" not in text or text.lower().startswith("sqlite:"):
         return text
-    scheme = text.split("://", 1)[0]
-    hidden = f"{scheme}://(address hidden: it could not be read without showing a password)"
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError:
-        return hidden
-    if "@" in parts.path + parts.query + parts.fragment:  # the netloc was cut short
-        return hidden
-    netloc = parts.hostname or ""
-    if port is not None:
-        netloc = f"{netloc}:{port}"
-    if parts.username is not None:
-        user = parts.username + (":***" if parts.password is not None else "")
-        netloc = f"{user}@{netloc}"
-    query = "&".join(
-        "password=***" if item.lower().startswith("password=") else item
-        for item in parts.query.split("&")
+    scheme, rest = text.split("://", 1)
+    slash = "/" if "/" in rest else ""
+    netloc, _, path = rest.partition("/")
+    netloc, _, query_in_netloc = netloc.partition("?")
+    if any("@" in part for part in (path, query_in_netloc)) or "#" in netloc:
+        return f"{scheme}://(address hidden: it could not be read without showing a password)"
+    if "@" in netloc:
+        userinfo, hostport = netloc.rsplit("@", 1)
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}{':***' if colon else ''}@{hostport}"
+    path, _, query = path.partition("?")
+    query = query or query_in_netloc
+    query, _, _ = query.partition("#")
+    shown = "&".join(
+        f"{item.split('=', 1)[0]}=***"
+        if unquote_plus(item.split("=", 1)[0]).lower() in SECRET_KEYS
+        else item
+        for item in query.split("&")
         if item
     )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    return f"{scheme}://{netloc}{slash}{path}" + (f"?{shown}" if shown else "")
 
 
 def exists(target: str | Path) -> bool:
@@ -244,23 +255,33 @@ def check_url(target: str) -> None:
 
 
 async def connect(
-    target: str | Path, *, migrate_schema: bool = True, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+    target: str | Path,
+    *,
+    migrate_schema: bool = True,
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    read_only: bool = False,
 ) -> Database:
     """Open the store ``target`` names (a SQLite path or URL, or a PostgreSQL URL) and migrate it.
 
-    If the store cannot be opened or migrated, what was opened is closed again and a
-    :class:`StorageError` says why.
+    ``read_only`` opens it only to read, changing nothing (no migration either; a SQLite file
+    keeps its journal mode and permissions). If the store cannot be opened or migrated, what was
+    opened is closed again and a :class:`StorageError` says why.
     """
     if is_postgresql(target):
         from bot.db.postgres import connect_postgresql
 
         return await connect_postgresql(
-            str(target), migrate_schema=migrate_schema, busy_timeout_ms=busy_timeout_ms
+            str(target),
+            migrate_schema=migrate_schema and not read_only,
+            busy_timeout_ms=busy_timeout_ms,
         )
     from bot.db.sqlite import connect_sqlite
 
     return await connect_sqlite(
-        sqlite_path(target), migrate_schema=migrate_schema, busy_timeout_ms=busy_timeout_ms
+        sqlite_path(target),
+        migrate_schema=migrate_schema,
+        busy_timeout_ms=busy_timeout_ms,
+        read_only=read_only,
     )
 
 

@@ -88,8 +88,8 @@ async def copy_database(source: Database, target: Database) -> dict[str, int]:
                     "copied. Copy into a new, empty database."
                 )
     copied: dict[str, int] = {}
-    # One source transaction: a consistent snapshot even if a bot writes meanwhile.
-    async with source.transaction() as src, target.transaction() as out:
+    # One snapshot of the source, so a bot writing meanwhile cannot make the copy inconsistent.
+    async with source.snapshot() as src, target.transaction() as out:
         for table, columns in TABLES.items():
             rows = await src.fetchall(
                 f"SELECT {', '.join(columns)} FROM {table} ORDER BY {columns[0]}"

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 
 from bot.db import (
+    SECRET_KEYS,
     Connection,
     Database,
     Row,
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_SECONDS = 10.0
 MIGRATION_LOCK = 0x6D6F7669  # advisory lock key: one process migrates at a time
 REFIT_LOCK = 0x6D6F7670  # advisory lock key: one process refits at a time
+LEASE_TIMEOUT_SECONDS = 5.0  # an answer slower than this counts as a lost lease
+COMMAND_TIMEOUT_SECONDS = 30.0  # no statement waits longer (a silently dead connection)
 
 _UNREACHABLE: tuple[type[BaseException], ...] = (
     OSError,
@@ -204,6 +207,17 @@ class PostgresDatabase(Database):
                 await self._release(conn)
 
     @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Connection]:
+        """A read-only REPEATABLE READ transaction: one snapshot for every statement."""
+        conn = await self._acquire("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            yield PostgresConnection(conn, self.location)
+        finally:
+            with contextlib.suppress(*_ERRORS):
+                await conn.execute("ROLLBACK")
+            await self._release(conn)
+
+    @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[Connection]:
         """Lend a pooled connection for reads."""
         conn = await self._acquire("SELECT 1")
@@ -267,7 +281,11 @@ class AdvisoryLease:
             return True
         conn = await self._connect(f"moviebot-refit-{os.getpid()}")
         try:
-            taken = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", REFIT_LOCK))
+            taken = bool(
+                await conn.fetchval(
+                    "SELECT pg_try_advisory_lock($1)", REFIT_LOCK, timeout=LEASE_TIMEOUT_SECONDS
+                )
+            )
         except _ERRORS as exc:
             await _close_quietly(conn)
             raise describe(exc) from exc
@@ -281,8 +299,8 @@ class AdvisoryLease:
         """Return True while the lock's session is alive (a lost session lost the lock)."""
         if self._conn is None:
             return False
-        try:
-            await self._conn.execute("SELECT 1")
+        try:  # a cut network must not hang here: the server may have dropped the lock already
+            await self._conn.execute("SELECT 1", timeout=LEASE_TIMEOUT_SECONDS)
         except _ERRORS:
             conn, self._conn = self._conn, None
             await _close_quietly(conn)
@@ -372,6 +390,7 @@ async def connect_postgresql(
             min_size=1,
             max_size=4,
             timeout=CONNECT_TIMEOUT_SECONDS,
+            command_timeout=COMMAND_TIMEOUT_SECONDS,
             server_settings={
                 "application_name": f"moviebot-{os.getpid()}",
                 "lock_timeout": f"{int(busy_timeout_ms):d}ms",
@@ -400,7 +419,8 @@ async def connect_postgresql(
 def _reason(exc: BaseException, url: str) -> str:
     """Return the driver's reason, with the URL's password blanked should it appear in it."""
     text = str(exc).strip() or type(exc).__name__
-    secrets = [parse_qs(urlsplit(url).query).get("password", [""])[0]]
+    query = parse_qs(urlsplit(url).query)
+    secrets = [value for key in SECRET_KEYS for value in query.get(key, [])]
     with contextlib.suppress(ValueError):
         secrets.append(urlsplit(url).password or "")
     for secret in secrets:

@@ -120,6 +120,20 @@ class SQLiteDatabase(Database):
         async with self._lock:
             yield self._conn
 
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Connection]:
+        """A deferred read transaction: in WAL mode, writers go on while it reads."""
+        async with self._lock:
+            try:
+                await self.connection.execute("BEGIN")
+            except sqlite3.Error as exc:
+                raise describe(exc) from exc
+            try:
+                yield self._conn
+            finally:
+                with contextlib.suppress(sqlite3.Error):
+                    await self.connection.rollback()
+
     async def schema_version(self) -> int:
         """Return ``PRAGMA user_version``: the newest migration applied."""
         async with self.read() as conn:
@@ -186,7 +200,11 @@ def _private_files(path: Path) -> None:
 
 
 async def connect_sqlite(
-    path: Path, *, migrate_schema: bool = True, busy_timeout_ms: int = 5_000
+    path: Path,
+    *,
+    migrate_schema: bool = True,
+    busy_timeout_ms: int = 5_000,
+    read_only: bool = False,
 ) -> SQLiteDatabase:
     """Open (creating if needed) the database in WAL mode with foreign keys, and migrate it.
 
@@ -196,10 +214,14 @@ async def connect_sqlite(
     the connection is closed again and a :class:`StorageError` says why.
     """
     memory = str(path) == ":memory:"
+    if read_only:
+        return await _open_read_only(path, busy_timeout_ms)
     try:
         if not memory:
             path.parent.mkdir(parents=True, exist_ok=True)
-            _private_files(path)
+            # A new file is private from the start; an old one is tightened once it opens.
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, PRIVATE))
     except OSError as exc:
         raise StorageError(
             f"Could not open the database at {path}: {exc.strerror or exc}. "
@@ -231,3 +253,20 @@ async def connect_sqlite(
     finally:
         os.umask(old_umask)
     return db
+
+
+async def _open_read_only(path: Path, busy_timeout_ms: int) -> SQLiteDatabase:
+    """Open an existing database to read only: nothing about the file changes."""
+    try:
+        connection = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StorageError(f"Could not open the database at {path}: {exc}") from exc
+    try:
+        await connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms):d}")
+        await connection.execute("PRAGMA schema_version")  # fails here if it is no database
+    except BaseException as exc:
+        await connection.close()
+        if isinstance(exc, sqlite3.Error):
+            raise StorageError(f"Could not open the database at {path}: {exc}") from exc
+        raise
+    return SQLiteDatabase(connection, path)
