@@ -154,6 +154,14 @@ class Database(abc.ABC):
             return await conn.execute(sql, parameters)
 
     @abc.abstractmethod
+    async def id_counter(self, conn: Connection, table: str) -> int:
+        """Return the last id the store handed out for ``table`` (deleted rows included)."""
+
+    @abc.abstractmethod
+    async def continue_ids(self, conn: Connection, table: str, used: int) -> None:
+        """Make the store hand out ids above ``used`` for ``table`` from now on."""
+
+    @abc.abstractmethod
     async def schema_version(self) -> int:
         """Return the number of the newest migration applied (0 for a new database)."""
 

@@ -8,7 +8,7 @@ schema, so a table a later migration adds cannot be left behind.
 
 from __future__ import annotations
 
-from bot.db import Connection, Database, StorageError
+from bot.db import Database, StorageError
 
 # In an order that satisfies the foreign keys (nights before their members, picks and votes).
 TABLES: dict[str, tuple[str, ...]] = {
@@ -112,35 +112,9 @@ async def copy_database(source: Database, target: Database) -> dict[str, int]:
                 covered = await src.fetchval(
                     "SELECT COALESCE(MAX(last_event_id), 0) FROM model_runs"
                 )
-                used = max(used, int(covered or 0), await _counter(source, src, table))
-            await _continue_ids(target, out, table, used)
+                used = max(used, int(covered or 0), await source.id_counter(src, table))
+            await target.continue_ids(out, table, used)
     return copied
-
-
-async def _counter(db: Database, conn: Connection, table: str) -> int:
-    """Return the last id ``db`` handed out for ``table`` (deleted rows included)."""
-    if db.kind == "postgresql":
-        value = await conn.fetchval(
-            f"SELECT pg_sequence_last_value(pg_get_serial_sequence('{table}', 'id')::regclass)"
-        )
-        return int(value or 0)
-    value = await conn.fetchval("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,))
-    return int(value or 0)
-
-
-async def _continue_ids(db: Database, conn: Connection, table: str, used: int) -> None:
-    """Make ``db`` hand out ids above ``used`` for ``table``."""
-    if db.kind == "postgresql":
-        await conn.execute(
-            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), ?, false)", (used + 1,)
-        )
-        return
-    await conn.execute(
-        "INSERT INTO sqlite_sequence (name, seq) SELECT ?, 0"
-        " WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = ?)",
-        (table, table),
-    )
-    await conn.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = ?", (used, table))
 
 
 def _with_floats(row: tuple[object, ...], real: list[int]) -> tuple[object, ...]:

@@ -226,6 +226,19 @@ class PostgresDatabase(Database):
         finally:
             await self._release(conn)
 
+    async def id_counter(self, conn: Connection, table: str) -> int:
+        """Return the last value of ``table``'s identity sequence (0 if never used)."""
+        value = await conn.fetchval(
+            "SELECT pg_sequence_last_value(pg_get_serial_sequence(?, 'id')::regclass)", (table,)
+        )
+        return int(value or 0)
+
+    async def continue_ids(self, conn: Connection, table: str, used: int) -> None:
+        """Set ``table``'s identity sequence so that the next id is ``used + 1``."""
+        await conn.execute(
+            "SELECT setval(pg_get_serial_sequence(?, 'id'), ?, false)", (table, used + 1)
+        )
+
     async def schema_version(self) -> int:
         """Return the ``schema_version`` row: the newest migration applied (0 if none)."""
         async with self.read() as conn:

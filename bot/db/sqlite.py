@@ -134,6 +134,22 @@ class SQLiteDatabase(Database):
                 with contextlib.suppress(sqlite3.Error):
                     await self.connection.rollback()
 
+    async def id_counter(self, conn: Connection, table: str) -> int:
+        """Return ``sqlite_sequence``'s value for ``table`` (AUTOINCREMENT never reuses ids)."""
+        value = await conn.fetchval("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,))
+        return int(value or 0)
+
+    async def continue_ids(self, conn: Connection, table: str, used: int) -> None:
+        """Raise ``sqlite_sequence`` for ``table`` to at least ``used``."""
+        await conn.execute(
+            "INSERT INTO sqlite_sequence (name, seq) SELECT ?, 0"
+            " WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = ?)",
+            (table, table),
+        )
+        await conn.execute(
+            "UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = ?", (used, table)
+        )
+
     async def schema_version(self) -> int:
         """Return ``PRAGMA user_version``: the newest migration applied."""
         async with self.read() as conn:
