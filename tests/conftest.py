@@ -51,7 +51,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.movielens)
         callspec = getattr(item, "callspec", None)
         store = callspec.params.get("store") if callspec is not None else None
-        if "postgres_url" in fixtures and store != "sqlite":
+        if store == "postgresql" or ("postgres_url" in fixtures and store != "sqlite"):
             item.add_marker(pytest.mark.postgresql)
 
 
