@@ -245,6 +245,15 @@ def test_a_warm_refit_starts_from_the_previous_factors_and_learns_new_movies() -
     assert [block_of(m) for m in picks.movie_ids] == [1] * 8
 
 
+def test_a_warm_refit_never_runs_more_iterations_than_a_cold_fit_may() -> None:
+    ratings, _ = checkerboard()
+    previous = NMFRecommender(n_components=2, max_iter=50).fit(ratings)
+    refit = NMFRecommender(n_components=2, max_iter=3, warm_iter=10, tol=0.0)
+    refit.fit(ratings, previous=previous)
+    assert refit.warm_started_
+    assert refit.n_iter_ == 3  # MODEL_MAX_ITER caps the warm refit too
+
+
 def test_warm_start_keeps_known_factors_and_folds_users_in() -> None:
     ratings, _ = checkerboard()
     previous = NMFRecommender(n_components=2, max_iter=100).fit(ratings)

@@ -190,3 +190,26 @@ async def test_a_lobby_whose_members_all_left_is_cancelled_not_stuck(
         guild_id=GUILD, channel_id=CHANNEL, invoker=ALICE, voice_members=[BOB]
     )
     assert again.night.state == "voting"  # the channel is free again
+
+
+async def test_a_busy_database_leaves_a_due_night_open_for_the_next_check(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    async with tiny_service(tmp_path, busy_timeout_ms=100) as svc:
+        started = await svc.nights.start(
+            guild_id=77, channel_id=5, invoker=ALICE, voice_members=None
+        )
+        await svc.nights.join(started.night.id, BOB)
+        other = sqlite3.connect(tmp_path / "bot.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            assert await svc.nights.due(2**40) == []  # busy: nothing moved, nothing cancelled
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert (await svc.nights.view(started.night.id)).night.state == "lobby"
+        moved = await svc.nights.due(2**40)  # the next check moves it
+        assert [v.night.id for v in moved] == [started.night.id]
+        assert moved[0].night.state == "voting"  # the lobby became a vote, as it should
