@@ -314,7 +314,8 @@ class AdvisoryLease:
             return False
         try:  # a cut network must not hang here: the server may have dropped the lock already
             await self._conn.execute("SELECT 1", timeout=LEASE_TIMEOUT_SECONDS)
-        except _ERRORS:
+        except Exception as exc:  # whatever went wrong, the lock can no longer be vouched for
+            log.warning("The refit lease's session is gone: %s", exc)
             conn, self._conn = self._conn, None
             await _close_quietly(conn)
             return False
@@ -359,7 +360,7 @@ class AdvisoryLease:
 async def _close_quietly(conn: asyncpg.Connection) -> None:
     try:
         await asyncio.wait_for(conn.close(), timeout=2)
-    except (TimeoutError, *_ERRORS):
+    except Exception:  # a broken session: just drop it
         conn.terminate()
 
 
