@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bot.db import Database
 from bot.service import MovieService, ServiceConfig
 
 # Two taste groups: action fans and romance fans; each movie belongs to one block.
@@ -163,6 +164,59 @@ def model_runs(folder_or_db: Path) -> list[dict[str, Any]]:
     finally:
         connection.close()
     return [dict(row) for row in rows]
+
+
+async def use_every_table(service: MovieService, member: int) -> None:
+    """Write something about ``member`` into every table, the way members and admins do.
+
+    Ends with a rating no fit has seen yet; the member has two ratings then (films 1 and 3).
+    """
+    await service.rate(member, 1, 4.5, guild_id=77)
+    await service.rate(member, 9, 2.0, guild_id=77)
+    await service.unrate(member, 9)
+    await service.rate(5, 2, 3.0)
+    await service.dismiss(member, 10)
+    night = await service.nights.start(guild_id=77, channel_id=1, invoker=member, voice_members=[5])
+    await service.nights.vote(night.night.id, member, 1)
+    await service.nights.close(night.night.id, member)  # watched list, fairness record
+    await service.nights.add_watched(77, 11, member)
+    await service.nights.start(guild_id=77, channel_id=2, invoker=member, voice_members=None)
+    await service.retrain("admin", requested_by=member)
+    await service.onboarding.welcome(member)
+    question = await service.onboarding.next_question(member)
+    assert question is not None
+    await service.onboarding.haven_t_seen(member, question.movie_id)
+    csv = "Date,Name,Year,Letterboxd URI,Rating\n2024-01-01,Heat,1995,https://boxd.it/x,4\n"
+    await service.onboarding.import_file(
+        member, csv.encode(), "ratings.csv", replace=True, guild_id=77
+    )  # Heat is film 1: the import replaces that rating and keeps a backup of it
+    await service.rate(member, 3, 5.0)  # a change no fit has seen yet
+
+
+async def table_columns(db: Database) -> dict[str, list[str]]:
+    """Return every table of the bot's schema with its columns, on either store."""
+    async with db.read() as conn:
+        if db.kind == "sqlite":
+            tables = [
+                name
+                for (name,) in await conn.fetchall(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                    " AND name NOT LIKE 'sqlite_%'"
+                )
+            ]
+            return {
+                table: [row[1] for row in await conn.fetchall(f"PRAGMA table_info({table})")]
+                for table in tables
+            }
+        rows = await conn.fetchall(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = 'public' AND table_name <> 'schema_version'"
+            " ORDER BY table_name, ordinal_position"
+        )
+    schema: dict[str, list[str]] = {}
+    for table, column in rows:
+        schema.setdefault(table, []).append(column)
+    return schema
 
 
 async def service_runs(service: MovieService) -> list[dict[str, Any]]:

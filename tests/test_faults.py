@@ -20,7 +20,14 @@ from bot.db import runs as run_store
 from bot.errors import RetrainRunningError
 from bot.service import MovieService
 from recommender import DataError, load_dataset
-from tests.helpers import model_runs, tiny_config, tiny_service, write_tiny_csv
+from tests.helpers import (
+    model_runs,
+    table_columns,
+    tiny_config,
+    tiny_service,
+    use_every_table,
+    write_tiny_csv,
+)
 
 MEMBER = 987_654_321_987_654  # a Discord-sized id no movie id or count can equal
 
@@ -67,42 +74,14 @@ async def test_the_database_is_private_and_a_loose_one_is_tightened(
 
 
 async def test_forgetme_leaves_the_member_in_no_table(service: MovieService) -> None:
-    await service.rate(MEMBER, 1, 4.5, guild_id=77)
-    await service.rate(MEMBER, 9, 2.0, guild_id=77)
-    await service.unrate(MEMBER, 9)
-    await service.rate(5, 2, 3.0)
-    await service.dismiss(MEMBER, 10)
-    night = await service.nights.start(guild_id=77, channel_id=1, invoker=MEMBER, voice_members=[5])
-    await service.nights.vote(night.night.id, MEMBER, 1)
-    await service.nights.close(night.night.id, MEMBER)  # watched list, fairness record
-    await service.nights.add_watched(77, 11, MEMBER)
-    await service.nights.start(guild_id=77, channel_id=2, invoker=MEMBER, voice_members=None)
-    await service.retrain("admin", requested_by=MEMBER)
-    await service.rate(MEMBER, 3, 5.0)  # a change no fit has seen yet
+    await use_every_table(service, MEMBER)
     assert await service.forget(MEMBER) == 2
     assert await service.pending_changes() >= 1  # the next refit still drops them
+    columns = await table_columns(service.db)
     async with service.db.read() as conn:
         if service.db.kind == "sqlite":
             # Deleted rows are overwritten on disk.
             assert await conn.fetchval("PRAGMA secure_delete") == 1
-            tables = [
-                name
-                for (name,) in await conn.fetchall(
-                    "SELECT name FROM sqlite_master WHERE type = 'table'"
-                )
-            ]
-            columns = {
-                table: [row[1] for row in await conn.fetchall(f"PRAGMA table_info({table})")]
-                for table in tables
-            }
-        else:
-            rows = await conn.fetchall(
-                "SELECT table_name, column_name FROM information_schema.columns"
-                " WHERE table_schema = 'public'"
-            )
-            columns = {}
-            for table, column in rows:
-                columns.setdefault(table, []).append(column)
         assert {
             "ratings",
             "rating_events",

@@ -23,35 +23,10 @@ from bot.db import ratings as rating_store
 from bot.db.copy import TABLES
 from bot.service import MovieService
 from tests.conftest import PostgresServer
-from tests.helpers import tiny_service
+from tests.helpers import table_columns, tiny_service, use_every_table
 
 MEMBER = 4242
 ROOT = Path(__file__).resolve().parent.parent
-
-
-async def _schema(db: database.Database) -> dict[str, list[str]]:
-    async with db.read() as conn:
-        if db.kind == "sqlite":
-            tables = [
-                name
-                for (name,) in await conn.fetchall(
-                    "SELECT name FROM sqlite_master WHERE type = 'table'"
-                    " AND name NOT LIKE 'sqlite_%'"
-                )
-            ]
-            return {
-                table: [row[1] for row in await conn.fetchall(f"PRAGMA table_info({table})")]
-                for table in tables
-            }
-        rows = await conn.fetchall(
-            "SELECT table_name, column_name FROM information_schema.columns"
-            " WHERE table_schema = 'public' AND table_name <> 'schema_version'"
-            " ORDER BY table_name, ordinal_position"
-        )
-    schema: dict[str, list[str]] = {}
-    for table, column in rows:
-        schema.setdefault(table, []).append(column)
-    return schema
 
 
 async def test_both_stores_have_the_same_tables_and_the_copy_covers_them(
@@ -60,7 +35,7 @@ async def test_both_stores_have_the_same_tables_and_the_copy_covers_them(
     sqlite = await database.connect(tmp_path / "bot.db")
     postgres = await database.connect(postgres_url)
     try:
-        on_sqlite, on_postgres = await _schema(sqlite), await _schema(postgres)
+        on_sqlite, on_postgres = await table_columns(sqlite), await table_columns(postgres)
     finally:
         await sqlite.close()
         await postgres.close()
@@ -70,30 +45,6 @@ async def test_both_stores_have_the_same_tables_and_the_copy_covers_them(
     assert {t: sorted(c) for t, c in on_sqlite.items()} == {
         t: sorted(c) for t, c in TABLES.items()
     }  # a table or column a migration adds must be copied by `moviebot db copy`
-
-
-async def _fill(service: MovieService) -> None:
-    """Write something into every table, the way members and admins do."""
-    await service.rate(MEMBER, 1, 4.5, guild_id=77)
-    await service.rate(MEMBER, 9, 2.0, guild_id=77)
-    await service.unrate(MEMBER, 9)
-    await service.rate(5, 2, 3.0)
-    await service.dismiss(MEMBER, 10)
-    night = await service.nights.start(guild_id=77, channel_id=1, invoker=MEMBER, voice_members=[5])
-    await service.nights.vote(night.night.id, MEMBER, 1)
-    await service.nights.close(night.night.id, MEMBER)
-    await service.nights.add_watched(77, 11, MEMBER)
-    await service.nights.start(guild_id=77, channel_id=2, invoker=MEMBER, voice_members=None)
-    await service.retrain("admin", requested_by=MEMBER)
-    await service.rate(MEMBER, 3, 5.0)
-    await service.onboarding.welcome(MEMBER)
-    question = await service.onboarding.next_question(MEMBER)
-    assert question is not None
-    await service.onboarding.haven_t_seen(MEMBER, question.movie_id)
-    csv = "Date,Name,Year,Letterboxd URI,Rating\n2024-01-01,Heat,1995,https://boxd.it/x,4\n"
-    await service.onboarding.import_file(
-        MEMBER, csv.encode(), "ratings.csv", replace=True, guild_id=77
-    )
 
 
 async def _counts(db: database.Database) -> dict[str, int]:
@@ -107,7 +58,7 @@ def test_db_copy_moves_every_table_to_postgresql(
 ) -> None:
     async def fill() -> tuple[dict[str, int], dict[int, float]]:
         async with tiny_service(tmp_path) as service:
-            await _fill(service)
+            await use_every_table(service, MEMBER)
             return await _counts(service.db), await rating_store.for_user(service.db, MEMBER)
 
     before, ratings = asyncio.run(fill())
@@ -371,7 +322,7 @@ def test_db_copy_refuses_what_it_cannot_do_and_leaves_the_source_alone(
     assert not (tmp_path / "new.db").exists()
 
     old = tmp_path / "old.db"
-    asyncio.run(_old_schema(old))
+    asyncio.run(_oldtable_columns(old))
     env["DATABASE_PATH"] = str(old)
     outdated = cli(["db", "copy", "--to", target], env)
     assert outdated.returncode == 2
@@ -389,7 +340,7 @@ def test_db_copy_refuses_what_it_cannot_do_and_leaves_the_source_alone(
     assert not (tmp_path / "postgresql+asyncpg:").exists()
 
 
-async def _old_schema(path: Path) -> None:
+async def _oldtable_columns(path: Path) -> None:
     """A database as moviebot left it before migration 006."""
     db = await database.connect(path, migrate_schema=False)
     try:
