@@ -29,7 +29,9 @@ class Batcher(Generic[T, R]):
     """Hand requests to ``handle`` in batches of at most ``max_batch``, in arrival order.
 
     ``handle`` returns one result per request, in order; an exception in that list fails its
-    request alone, an exception raised by ``handle`` fails the whole batch.
+    request alone, an exception raised by ``handle`` fails the whole batch. A request whose
+    caller gave up while it waited is left out of its batch, unless ``keep_cancelled`` (a
+    write the caller started should still happen).
     """
 
     def __init__(
@@ -37,10 +39,12 @@ class Batcher(Generic[T, R]):
         handle: Callable[[list[T]], Awaitable[list[R | BaseException]]],
         *,
         max_batch: int = 64,
+        keep_cancelled: bool = False,
         name: str = "batcher",
     ) -> None:
         self.handle = handle
         self.max_batch = max_batch
+        self.keep_cancelled = keep_cancelled
         self.name = name
         self.batches = 0  # how many times ``handle`` ran (for tests and benchmarks)
         self._queue: asyncio.Queue[_Waiting[T, R]] = asyncio.Queue()
@@ -59,7 +63,8 @@ class Batcher(Generic[T, R]):
             batch = [self._queue.get_nowait()]
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            batch = [w for w in batch if not w.done.done()]  # cancelled while waiting
+            if not self.keep_cancelled:
+                batch = [w for w in batch if not w.done.done()]  # cancelled while waiting
             if batch:
                 await self._handle(batch)
 

@@ -10,20 +10,13 @@ confirmation is sent only after the commit that holds their rating.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from dataclasses import dataclass, field
-
+from bot.batching import Batcher
 from bot.db import Connection, Database, StorageError
 from bot.db import ratings as rating_store
 
 MAX_BATCH = 1000
 
-
-@dataclass
-class _Rating:
-    row: tuple[int, int, float, int | None]  # member, movie, stars, server
-    done: asyncio.Future[float | None] = field(repr=False)
+Row = tuple[int, int, float, int | None]  # member, movie, stars, server
 
 
 class RatingWriter:
@@ -31,8 +24,9 @@ class RatingWriter:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._queue: asyncio.Queue[_Rating] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._batcher: Batcher[Row, float | None] = Batcher(
+            self._write, max_batch=MAX_BATCH, keep_cancelled=True, name="rating-writer"
+        )
         self._closed = False
 
     async def upsert(
@@ -41,40 +35,15 @@ class RatingWriter:
         """Save a rating; return the member's previous rating (or None) once it is committed."""
         if self._closed:
             raise StorageError("I'm shutting down, so nothing was saved. Please try again soon.")
-        done: asyncio.Future[float | None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Rating((user_id, movie_id, rating, guild_id), done))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="rating-writer")
-        return await done
+        return await self._batcher.submit((user_id, movie_id, rating, guild_id))
 
-    async def _run(self) -> None:
-        while not self._queue.empty():
-            batch = [self._queue.get_nowait()]
-            while len(batch) < MAX_BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            await self._write(batch)
-
-    async def _write(self, batch: list[_Rating]) -> None:
-        try:
-            async with self.db.transaction() as conn:
-                outcomes = await self._apply(conn, [item.row for item in batch])
-        except Exception as exc:  # BEGIN or COMMIT failed: nothing in the batch was saved
-            for item in batch:
-                if not item.done.done():
-                    item.done.set_exception(exc)
-            return
-        for item, outcome in zip(batch, outcomes, strict=True):
-            if item.done.done():  # the member's command was cancelled meanwhile
-                continue
-            if isinstance(outcome, StorageError):
-                item.done.set_exception(outcome)
-            else:
-                item.done.set_result(outcome)
+    async def _write(self, rows: list[Row]) -> list[float | BaseException | None]:
+        # BEGIN or COMMIT failing raises here: nothing in the batch was saved, all hear so.
+        async with self.db.transaction() as conn:
+            return list(await self._apply(conn, rows))
 
     @staticmethod
-    async def _apply(
-        conn: Connection, rows: list[tuple[int, int, float, int | None]]
-    ) -> list[float | StorageError | None]:
+    async def _apply(conn: Connection, rows: list[Row]) -> list[float | StorageError | None]:
         try:
             async with conn.savepoint("batch"):
                 together: list[float | StorageError | None] = list(
@@ -96,6 +65,4 @@ class RatingWriter:
     async def close(self) -> None:
         """Write what is queued, then refuse new ratings."""
         self._closed = True
-        if self._task is not None:
-            with contextlib.suppress(Exception):
-                await self._task
+        await self._batcher.close()
