@@ -419,11 +419,11 @@ def cmd_db_copy(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _copy(source_target: str | Path, destination: str) -> dict[str, int]:
     from bot import db as database
-    from bot.db import StorageError, check_url, newest_schema, redact
+    from bot.db import StorageError, check_copy_target, newest_schema, redact
     from bot.db.copy import copy_database
 
     try:
-        check_url(destination)
+        check_copy_target(destination)
     except StorageError as exc:
         raise CommandError(str(exc)) from exc
     if not database.exists(source_target):
@@ -431,11 +431,6 @@ async def _copy(source_target: str | Path, destination: str) -> dict[str, int]:
             f"There is no database at {redact(source_target)} to copy. Check DATABASE_PATH "
             "(or DATABASE_URL) and the folder you run moviebot in."
         )
-    if (
-        not database.is_postgresql(destination)
-        and str(database.sqlite_path(destination)) == ":memory:"
-    ):
-        raise CommandError("An in-memory database keeps nothing: give --to a file or a server.")
     source = await database.connect(source_target, read_only=True)  # changes nothing there
     try:
         version, newest = await source.schema_version(), newest_schema(source.kind)

@@ -245,15 +245,14 @@ def exists(target: str | Path) -> bool:
     return str(path) == ":memory:" or path.is_file()
 
 
-def check_url(target: str) -> None:
-    """Refuse a URL that is neither a SQLite nor a PostgreSQL database (without echoing it).
-
-    A plain path is a SQLite file.
-    """
+def check_copy_target(target: str) -> None:
+    """Refuse a copy target that is neither a SQLite nor a PostgreSQL database (without echoing
+    a password), or that keeps nothing (in memory). A plain path is a SQLite file."""
     if is_postgresql(target):
         return
+    if target.lower().startswith("sqlite:") and str(sqlite_path(target)) == ":memory:":
+        raise StorageError("An in-memory database keeps nothing: give --to a file or a server.")
     if target.lower().startswith("sqlite:"):
-        sqlite_path(target)  # refuses a malformed one
         return
     if "://" in target or ":" in target.split("/", 1)[0]:
         raise StorageError(
