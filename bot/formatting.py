@@ -211,9 +211,11 @@ def model_settings(params: dict[str, Any], tuning: dict[str, Any]) -> str:
     if not tuning:
         return text + " (as set)."
     score = tuning.get("score") or {}
+    sample = tuning.get("ratings", 0)
     return text + (
         f" (self-tuned on {tuning.get('new_members', 0):,} new and "
-        f"{tuning.get('warm_members', 0):,} warm held-out MovieLens members: score "
+        f"{tuning.get('warm_members', 0):,} warm held-out MovieLens members"
+        f"{f' of a {sample:,}-rating sample' if sample else ''}: score "
         f"{score.get('score', 0):.3f} ± {score.get('score_se', 0):.3f}, new-member NDCG@10 "
         f"{score.get('new_member', 0):.3f}, warm {score.get('warm_member', 0):.3f}; "
         f"tuning took {tuning.get('seconds', 0):.0f} s when it ran)."

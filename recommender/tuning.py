@@ -25,6 +25,13 @@ measures quality:
   only if it beats it by more than ``margin`` (default 2) standard errors of the paired
   difference (the same users, both settings), so re-tuning does not chase noise.
 
+On a large data set the tuning works on a sample: whole users drawn at random until
+:data:`TUNING_MAX_RATINGS` ratings, the new and warm members among them. scikit-learn scales
+the penalties by the matrix shape so that ``alpha`` means the same on a sample of the users as
+on all of them, which is what lets a choice made on the sample carry over; each point of the
+walk then costs a fit of the sample, not of the whole set. The sample may favour a smaller
+``n_components`` than all the data would support (more data carries more factors).
+
 The result, :class:`Tuning`, is small and frozen, goes into the model's metadata
 (:meth:`Tuning.as_dict`) and is cached per data set with :func:`tuning_key`.
 """
@@ -58,6 +65,8 @@ BLEND_BELOW = (2, 3, 4, 5, 6, 8)
 """Candidates for ``blend_below`` (how many ratings before the model is trusted alone)."""
 Point = tuple[int, float, int]
 """A grid point: (``n_components``, ``alpha``, ``blend_below``)."""
+TUNING_MAX_RATINGS = 500_000
+"""Above this many ratings the tuning works on a random sample of whole users this size."""
 WARM_SHARE = 0.2
 """Share of each warm member's ratings held out of the fit for them to find."""
 
@@ -95,6 +104,8 @@ class Tuning:
     seconds: float
     key: str = ""
     version: int = TUNING_VERSION
+    ratings: int = 0
+    """Ratings the tuning worked on (all of the training data, or the sample of it)."""
 
     def as_dict(self) -> dict[str, Any]:
         """Return plain data for the model metadata (JSON-friendly)."""
@@ -112,6 +123,7 @@ class Tuning:
             seconds=float(data["seconds"]),
             key=str(data.get("key", "")),
             version=int(data.get("version", 0)),
+            ratings=int(data.get("ratings", 0)),
         )
 
 
@@ -131,6 +143,7 @@ def tuning_key(
     share: float = 0.25,
     seed: int = 0,
     margin: float = 2.0,
+    max_ratings: int = TUNING_MAX_RATINGS,
 ) -> str:
     """Return the cache key of a tuning: same data, start point and protocol, same choice."""
     payload = json.dumps(
@@ -140,12 +153,28 @@ def tuning_key(
             "share": share,
             "seed": seed,
             "margin": margin,
+            "max_ratings": max_ratings,
             "version": TUNING_VERSION,
         },
         sort_keys=True,
         default=str,
     )
     return hashlib.sha1(payload.encode(), usedforsecurity=False).hexdigest()[:16]
+
+
+def sample_users(ratings: pd.DataFrame, max_ratings: int, seed: int = 0) -> pd.DataFrame:
+    """Return the ratings of random whole users, as many as fit in ``max_ratings``.
+
+    All of ``ratings`` when it is no larger. Users are drawn in a seeded random order and kept
+    while the running total of their ratings stays within the limit.
+    """
+    if len(ratings) <= max_ratings:
+        return ratings
+    counts = ratings.groupby("user_id").size()
+    order = np.random.default_rng(seed).permutation(len(counts))
+    within = np.cumsum(counts.to_numpy()[order]) <= max_ratings
+    kept = counts.index.to_numpy()[order[within]]
+    return ratings.loc[ratings["user_id"].isin(kept)]
 
 
 def split_for_tuning(ratings: pd.DataFrame, share: float = 0.25, seed: int = 0) -> TuningSplit:
@@ -217,6 +246,7 @@ def tune_nmf(
     max_components: int = 300,
     margin: float = 2.0,
     max_moves: int = 3,
+    max_ratings: int = TUNING_MAX_RATINGS,
 ) -> Tuning:
     """Choose ``n_components``, ``alpha`` and ``blend_below`` for :class:`NMFRecommender`.
 
@@ -239,11 +269,14 @@ def tune_nmf(
         How many standard errors of the paired difference a challenger must win by.
     max_moves : int, default=3
         How many steps each walk (``alpha``, then ``n_components``) may take.
+    max_ratings : int, default=TUNING_MAX_RATINGS
+        Above this many ratings, tune on a random sample of whole users this size.
     """
     started = time.perf_counter()
     base = NMFRecommender().get_params()
     base.update(start or {})
-    split = split_for_tuning(ratings, share, seed)
+    sample = sample_users(ratings, max_ratings, seed)
+    split = split_for_tuning(sample, share, seed)
     if not split.new_cases or not split.warm_cases:
         raise ValueError("Too few users with relevant ratings to tune on.")
     measured: dict[Point, tuple[np.ndarray, np.ndarray]] = {}
@@ -334,19 +367,30 @@ def tune_nmf(
         warm_members=len(split.warm_cases),
         seconds=time.perf_counter() - started,
         key=(
-            tuning_key(fingerprint, start or {}, share=share, seed=seed, margin=margin)
+            tuning_key(
+                fingerprint,
+                start or {},
+                share=share,
+                seed=seed,
+                margin=margin,
+                max_ratings=max_ratings,
+            )
             if fingerprint
             else ""
         ),
+        ratings=len(sample),
     )
     log.info(
-        "Tuned NMF: k=%d alpha=%.4g, score %.4f ± %.4f (%d new, %d warm members) in %.1fs",
+        "Tuned NMF: k=%d alpha=%.4g, score %.4f ± %.4f (%d new, %d warm members; %d of %d "
+        "ratings) in %.1fs",
         chosen[0],
         chosen[1],
         result.score.score,
         result.score.score_se,
         result.new_members,
         result.warm_members,
+        len(sample),
+        len(ratings),
         result.seconds,
     )
     return result

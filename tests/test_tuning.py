@@ -9,6 +9,7 @@ from recommender import fit_bundle, load_dataset
 from recommender.tuning import (
     TunedNMFRecommender,
     Tuning,
+    sample_users,
     split_for_tuning,
     tune_nmf,
     tuning_key,
@@ -71,6 +72,23 @@ def test_fit_bundle_tunes_on_training_users_and_reuses_a_cached_choice(tmp_path:
     cached = fit_bundle(data, holdout=0.2, tune=True, previous_tuning=tuning, **START)
     assert Tuning.from_dict(cached.metadata.tuning) == tuning  # reused, not re-run
     assert fit_bundle(data, holdout=0.2, **START).metadata.tuning == {}
+
+
+def test_large_data_is_tuned_on_a_sample_of_whole_users() -> None:
+    ratings = checkerboard()[0]
+    sample = sample_users(ratings, max_ratings=len(ratings) // 2, seed=3)
+    assert 0 < len(sample) <= len(ratings) // 2
+    kept = set(sample["user_id"])
+    # whole users: everyone drawn keeps every rating, and both blocks are represented
+    assert len(sample) == ratings["user_id"].isin(kept).sum()
+    assert {u < 20 for u in kept} == {True, False}
+    assert sample_users(ratings, max_ratings=len(ratings)) is ratings
+    tuning = tune_nmf(ratings, START, max_ratings=len(ratings) // 2, fingerprint="abc")
+    tuned_on = sample_users(ratings, len(ratings) // 2, seed=0)
+    assert tuning.ratings == len(tuned_on)
+    assert tuning.new_members + tuning.warm_members <= round(tuned_on["user_id"].nunique() / 4)
+    assert tuning.key != tuning_key("abc", START)  # a different protocol, a different cache key
+    assert tune_nmf(ratings, START).ratings == len(ratings)
 
 
 def test_too_few_users_to_tune_on_is_an_error() -> None:
