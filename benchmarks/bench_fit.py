@@ -112,69 +112,83 @@ def one(size: str, model: str) -> dict[str, float]:
     }
 
 
-def warm_vs_cold(size: str, repeat: int, warm_iter: int) -> None:
+def warm_vs_cold(size: str, repeat: int, warm_iter: int, layout: str = "full") -> None:
     """Time a cold fit and a warm-started refit after 1% new ratings, side by side."""
     from recommender import NMFRecommender, load_dataset
     from recommender.evaluation import case_measures, new_user_folds
+    from recommender.layouts import apply_layout
 
-    cases = {}
-    if size == "small":
-        data = load_dataset(movielens_source(), progress=False)
-        fold = next(new_user_folds(data.ratings, 5, (1, 3, 5, 10, 20), seed=0))
-        ratings, cases = fold.train.reset_index(drop=True), fold.cases
+    if size == "small":  # each of the five new-user folds in turn: its users are scored
+        data = apply_layout(load_dataset(movielens_source(), progress=False), layout)
+        folds = [
+            (fold.train.reset_index(drop=True), fold.cases)
+            for fold in new_user_folds(data.ratings, 5, (1, 3, 5, 10, 20), seed=0)
+        ]
     else:
         n_users, n_movies = SHAPES[size]
-        ratings = synthetic_ratings(int(float(size[:-1]) * 1e6), n_users, n_movies)
-    rng = np.random.default_rng(0)
-    arrived = rng.random(len(ratings)) < 0.01
-    previous = NMFRecommender().fit(ratings.loc[~arrived])
+        folds = [(synthetic_ratings(int(float(size[:-1]) * 1e6), n_users, n_movies), {})]
     runs: dict[str, list[float]] = {"cold": [], "warm": []}
-    models: dict[str, NMFRecommender] = {}
-    for _ in range(repeat):
-        for kind in runs:  # alternate, so both see the same machine load
-            started = time.perf_counter()
-            model = NMFRecommender(warm_iter=warm_iter)
-            model.fit(ratings, previous=previous if kind == "warm" else None)
-            runs[kind].append(time.perf_counter() - started)
-            models[kind] = model
+    iterations: dict[str, list[int]] = {"cold": [], "warm": []}
+    errors: dict[str, list[float]] = {"cold": [], "warm": []}
+    per_user: dict[str, dict[int, list[np.ndarray]]] = {"cold": {}, "warm": {}}
+    new = 0
+    for ratings, cases in folds:
+        rng = np.random.default_rng(0)
+        arrived = rng.random(len(ratings)) < 0.01
+        new += int(arrived.sum())
+        previous = NMFRecommender().fit(ratings.loc[~arrived])
+        for attempt in range(repeat):
+            for kind in runs:  # alternate, so both see the same machine load
+                started = time.perf_counter()
+                model = NMFRecommender(warm_iter=warm_iter)
+                model.fit(ratings, previous=previous if kind == "warm" else None)
+                runs[kind].append(time.perf_counter() - started)
+                if attempt == repeat - 1:  # the last fit of each kind is scored
+                    iterations[kind].append(model.n_iter_)
+                    errors[kind].append(model.reconstruction_err_)
+                    for k, c in cases.items():
+                        per_user[kind].setdefault(k, []).append(case_measures(model, c)["ndcg"])
     cold_s, warm_s = (float(np.median(runs[k])) for k in ("cold", "warm"))
     rows = [
         [
             kind,
             f"{float(np.median(runs[kind])):.2f}",
-            str(models[kind].n_iter_),
-            f"{models[kind].reconstruction_err_:,.1f}",
+            "/".join(str(n) for n in sorted(set(iterations[kind]))),
+            f"{float(np.mean(errors[kind])):,.1f}",
         ]
         for kind in runs
     ]
     print(f"Machine: {machine()}\n")
-    print(
-        f"{'ml-latest-small (one new-user fold held out)' if size == 'small' else size}: "
-        f"{len(ratings):,} ratings, {int(arrived.sum()):,} (1%) new since the previous fit; "
-        f"NMF k=100; median of {repeat}\n"
+    where = (
+        f"{data.name}, each of {len(folds)} new-user folds held out in turn"
+        if size == "small"
+        else size
     )
-    print(table(["fit", "seconds", "iterations", "reconstruction error"], rows))
+    print(
+        f"{where}: {sum(len(r) for r, _ in folds):,} ratings fitted in all, {new:,} (1%) new "
+        f"since the previous fit; NMF k=100; median of {repeat * len(folds)} fits\n"
+    )
+    print(table(["fit", "seconds", "iterations", "reconstruction error (mean)"], rows))
     print(f"\nwarm / cold time: {warm_s / cold_s:.2f}")
-    if cases:
-        per_user = {
-            kind: {s: case_measures(m, c)["ndcg"] for s, c in cases.items()}
-            for kind, m in models.items()
+    if per_user["cold"]:
+        scores = {
+            kind: {k: np.concatenate(v) for k, v in per_user[kind].items()} for kind in per_user
         }
         rows = []
-        for s in [*cases, "mean over k"]:
-            if s in cases:
-                cold, warm = per_user["cold"][s], per_user["warm"][s]
+        for k in [*scores["cold"], "mean over k"]:
+            if k in scores["cold"]:
+                cold, warm = scores["cold"][k], scores["warm"][k]
             else:  # the mean of the per-k means (no paired standard error)
                 cold, warm = (
-                    np.array([np.mean([per_user[kind][k].mean() for k in cases])])
+                    np.array([np.mean([scores[kind][j].mean() for j in scores[kind]])])
                     for kind in ("cold", "warm")
                 )
             diff = warm - cold
             se = diff.std(ddof=1) / np.sqrt(diff.size) if diff.size > 1 else float("nan")
             rows.append(
                 [
-                    s,
-                    str(len(cases[s])) if s in cases else "",
+                    str(k),
+                    str(cold.size) if k in scores["cold"] else "",
                     f"{cold.mean():.4f}",
                     f"{warm.mean():.4f}",
                     f"{diff.mean():+.4f}",
@@ -188,11 +202,13 @@ def warm_vs_cold(size: str, repeat: int, warm_iter: int) -> None:
 def warm_curve(step: int, upto: int) -> None:
     """Held-out NDCG@10 of a warm refit after every ``step`` iterations, next to a cold fit.
 
-    The same split as ``--warm small``: the previous model is fitted without 1% of the ratings,
-    the refit starts from it on all of them; the users of one new-user fold are scored.
+    The same splits as ``--warm small``: for each new-user fold, the previous model is fitted
+    without 1% of the ratings and the refit starts from it on all of them; the fold's users are
+    scored, all five folds' together.
     """
     import warnings
 
+    import pandas as pd
     from sklearn.decomposition import NMF
 
     from recommender import NMFRecommender, load_dataset
@@ -200,47 +216,57 @@ def warm_curve(step: int, upto: int) -> None:
     from recommender.model import build_matrix
 
     data = load_dataset(movielens_source(), progress=False)
-    fold = next(new_user_folds(data.ratings, 5, (1, 3, 5, 10, 20), seed=0))
-    ratings, cases = fold.train.reset_index(drop=True), fold.cases
-    arrived = np.random.default_rng(0).random(len(ratings)) < 0.01
-    previous = NMFRecommender().fit(ratings.loc[~arrived])
+    names = [
+        "cold fit (100 iterations)",
+        *(f"warm, {d} iterations" for d in range(0, upto + 1, step)),
+    ]
+    per_user: dict[str, dict[int, list[np.ndarray]]] = {name: {} for name in names}
 
-    def row(name: str, model: NMFRecommender) -> list[str]:
-        scores = [float(case_measures(model, c)["ndcg"].mean()) for c in cases.values()]
-        return [name, *(f"{v:.4f}" for v in scores), f"{np.mean(scores):.4f}"]
+    def score(name: str, model: NMFRecommender, cases: dict) -> None:
+        for k, c in cases.items():
+            per_user[name].setdefault(k, []).append(case_measures(model, c)["ndcg"])
 
-    rows = [row("cold fit (100 iterations)", NMFRecommender().fit(ratings))]
-    model = NMFRecommender()
-    matrix, movie_ids = build_matrix(ratings, None)
-    x = matrix.astype(np.float64)
-    w, h = model.warm_start(x, movie_ids, previous)
-    for done in range(0, upto + 1, step):
-        if done:
-            nmf = NMF(
-                n_components=h.shape[0],
-                init="custom",
-                solver="mu",
-                alpha_W=model.alpha,
-                alpha_H="same",
-                l1_ratio=model.l1_ratio,
-                max_iter=step,
-                tol=0,
-            )
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                w = nmf.fit_transform(x, W=w, H=h)
-            h = nmf.components_
-        model.components_ = np.ascontiguousarray(h)  # the refit as it stands after `done`
-        model.item_ids_ = movie_ids
-        model._set_item_statistics(matrix)
-        model._prepare()
-        rows.append(row(f"warm, {done} iterations", model))
+    for fold in new_user_folds(data.ratings, 5, (1, 3, 5, 10, 20), seed=0):
+        ratings, cases = fold.train.reset_index(drop=True), fold.cases
+        arrived = np.random.default_rng(0).random(len(ratings)) < 0.01
+        previous = NMFRecommender().fit(ratings.loc[~arrived])
+        score(names[0], NMFRecommender().fit(ratings), cases)
+        model = NMFRecommender()
+        matrix, movie_ids = build_matrix(ratings, None)
+        x = matrix.astype(np.float64)
+        w, h = model.warm_start(x, movie_ids, previous, pd.unique(ratings["user_id"]))
+        for done in range(0, upto + 1, step):
+            if done:
+                nmf = NMF(
+                    n_components=h.shape[0],
+                    init="custom",
+                    solver="mu",
+                    alpha_W=model.alpha,
+                    alpha_H="same",
+                    l1_ratio=model.l1_ratio,
+                    max_iter=step,
+                    tol=0,
+                )
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    w = nmf.fit_transform(x, W=w, H=h)
+                h = nmf.components_
+            model.components_ = np.ascontiguousarray(h)  # the refit as it stands after `done`
+            model.item_ids_ = movie_ids
+            model._set_item_statistics(matrix)
+            model._prepare()
+            score(f"warm, {done} iterations", model, cases)
+    rows = []
+    for name in names:
+        means = [float(np.concatenate(v).mean()) for v in per_user[name].values()]
+        rows.append([name, *(f"{v:.4f}" for v in means), f"{np.mean(means):.4f}"])
+    ks = list(per_user[names[0]])
     print(f"Machine: {machine()}\n")
     print(
-        f"ml-latest-small (one new-user fold held out): {len(ratings):,} ratings, "
-        f"{int(arrived.sum()):,} new since the previous fit; held-out new members, NDCG@10\n"
+        "ml-latest-small, each of 5 new-user folds held out in turn (1% of the rest new since "
+        "the previous fit); held-out new members, NDCG@10\n"
     )
-    print(table(["model", *cases, "mean over k"], rows))
+    print(table(["model", *ks, "mean over k"], rows))
 
 
 def main() -> None:
@@ -249,7 +275,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--one", nargs=2, metavar=("SIZE", "MODEL"), help=argparse.SUPPRESS)
     parser.add_argument("--warm", metavar="SIZE", help="warm refit vs cold fit on this size")
-    parser.add_argument("--warm-iter", type=int, default=10, help="warm refit iterations")
+    parser.add_argument("--warm-iter", type=int, default=10, help="warm refit iterations, at most")
+    parser.add_argument("--layout", default="full", help="--warm small: full or dense")
     parser.add_argument(
         "--warm-curve",
         action="store_true",
@@ -257,10 +284,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.warm_curve:
-        warm_curve(5, 40)
+        warm_curve(5, 30)
         return
     if args.warm:
-        warm_vs_cold(args.warm, args.repeat, args.warm_iter)
+        warm_vs_cold(args.warm, args.repeat, args.warm_iter, args.layout)
         return
     if args.one:
         print(json.dumps(one(*args.one)))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 import warnings
 from collections.abc import Collection, Sequence
@@ -38,6 +39,7 @@ from recommender.base import (
 log = logging.getLogger(__name__)
 
 WARM_FOLD_ITER = 50  # updates of the users' factors against the previous movie factors
+WARM_STEP = 4  # after its first iteration, a warm refit checks its progress this often
 
 _THREADPOOLS = ThreadpoolController()
 
@@ -99,7 +101,8 @@ class NMFRecommender(Recommender):
     max_iter : int, default=100
         Iterations of the multiplicative-update solver, for fitting and for fold-in.
     tol : float, default=1e-4
-        Relative improvement below which the solver stops (checked every 10 iterations).
+        Relative improvement below which the solver stops (checked every 10 iterations of a
+        cold fit, every ``WARM_STEP`` of a warm refit).
     damping : float, default=POPULARITY_DAMPING (50)
         Pseudo-count of the damped mean used for popularity: a movie's mean is pulled toward the
         global mean as if it had ``damping`` extra average ratings.
@@ -109,8 +112,9 @@ class NMFRecommender(Recommender):
     random_state : int or None, default=0
         Seed for the NMF initialization; the same seed and data give the same model.
     warm_iter : int, default=10
-        Iterations of a warm-started refit (``fit(..., previous=model)``), which starts from the
-        previous model's movie factors and so needs far fewer than a cold fit's ``max_iter``.
+        At most this many iterations for a warm-started refit (``fit(..., previous=model)``),
+        which starts from the previous model's factors: it stops sooner, after ``WARM_STEP``
+        iterations, when those barely improved the fit (see ``tol``).
     """
 
     def __init__(
@@ -154,9 +158,9 @@ class NMFRecommender(Recommender):
             The same columns for chat users; their ids live in a separate namespace.
         previous : NMFRecommender, optional
             A model fitted earlier on (mostly) the same data, with the same ``n_components``
-            and ``alpha``: the fit starts from its movie factors (see :meth:`warm_start`) and
-            runs ``warm_iter`` iterations instead of ``max_iter``. Anything else is ignored and
-            the fit starts cold.
+            and ``alpha``: the fit starts from its factors (see :meth:`warm_start`) and runs
+            at most ``warm_iter`` iterations instead of ``max_iter``, fewer when the fit stops
+            improving. Anything else is ignored and the fit starts cold.
 
         Returns
         -------
@@ -169,20 +173,9 @@ class NMFRecommender(Recommender):
         n_components = min(self.n_components, min(matrix.shape))
         x = matrix.astype(np.float64)
         start = None
+        user_ids = np.asarray(pd.unique(ratings["user_id"]))  # the order of build_matrix's rows
         if previous is not None and self._can_start_from(previous, n_components):
-            start = self.warm_start(x, movie_ids, previous)
-        nmf = NMF(
-            n_components=n_components,
-            init="nndsvda" if start is None else "custom",
-            solver="mu",
-            beta_loss="frobenius",
-            alpha_W=self.alpha,
-            alpha_H="same",
-            l1_ratio=self.l1_ratio,
-            max_iter=self.max_iter if start is None else min(self.warm_iter, self.max_iter),
-            tol=self.tol,
-            random_state=self.random_state,
-        )
+            start = self.warm_start(x, movie_ids, previous, user_ids)
         # float64: with float32 the solver's values go subnormal and it runs about 4x slower.
         with warnings.catch_warnings():
             # Stopping at max_iter is a deliberate time budget, not a failure.
@@ -190,16 +183,22 @@ class NMFRecommender(Recommender):
             # A matrix the start already fits exactly (tiny data) makes scikit-learn divide 0/0.
             warnings.filterwarnings("ignore", "divide by zero", RuntimeWarning)
             if start is None:
-                nmf.fit(x)
+                nmf = self._solver(n_components, "nndsvda", self.max_iter, self.tol)
+                w = nmf.fit_transform(x)
+                h, n_iter, error = nmf.components_, int(nmf.n_iter_), nmf.reconstruction_err_
             else:
-                nmf.fit_transform(x, W=start[0], H=start[1])
+                w, h, n_iter, error = self._refine(x, *start)
         self.warm_started_ = start is not None
-        self.components_ = np.ascontiguousarray(nmf.components_, dtype=np.float64)
+        # The MovieLens users' factors, kept so the next refit can start from them (float32
+        # halves their size; chat members' are not kept: they are folded in afresh each time).
+        self.user_ids_ = user_ids
+        self.user_factors_ = w[: len(user_ids)].astype(np.float32)
+        self.components_ = np.ascontiguousarray(h, dtype=np.float64)
         self.item_ids_ = movie_ids
         self.n_users_ = int(matrix.shape[0])
         self.n_ratings_ = int(matrix.nnz)
-        self.n_iter_ = int(nmf.n_iter_)
-        self.reconstruction_err_ = float(nmf.reconstruction_err_)
+        self.n_iter_ = n_iter
+        self.reconstruction_err_ = float(error)
         self._set_item_statistics(matrix)
         self._prepare()
         self.fit_seconds_ = time.perf_counter() - started
@@ -215,6 +214,43 @@ class NMFRecommender(Recommender):
         )
         return self
 
+    def _solver(self, n_components: int, init: str, max_iter: int, tol: float) -> NMF:
+        return NMF(
+            n_components=n_components,
+            init=init,
+            solver="mu",
+            beta_loss="frobenius",
+            alpha_W=self.alpha,
+            alpha_H="same",
+            l1_ratio=self.l1_ratio,
+            max_iter=max_iter,
+            tol=tol,
+            random_state=self.random_state,
+        )
+
+    def _refine(
+        self, x: sp.csr_matrix, w: np.ndarray, h: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, int, float]:
+        """Run a warm start's iterations until the fit stops improving.
+
+        One iteration first (it absorbs most of what changed: new movies, new users), then
+        ``WARM_STEP`` at a time; it stops when a step lowers the reconstruction error by less
+        than ``tol`` of its value (a refit after a few new ratings starts next to the optimum,
+        so one step is often all it takes), or after ``warm_iter`` (at most ``max_iter``)
+        iterations. Returns ``(W, H, iterations, reconstruction error)``.
+        """
+        budget = min(self.warm_iter, self.max_iter)
+        error, done = math.inf, 0
+        while done < budget:
+            steps = min(1 if done == 0 else WARM_STEP, budget - done)
+            nmf = self._solver(h.shape[0], "custom", steps, 0.0)
+            w = nmf.fit_transform(x, W=w, H=h)
+            h, done = nmf.components_, done + int(nmf.n_iter_)
+            previous, error = error, float(nmf.reconstruction_err_)
+            if previous - error < self.tol * previous:
+                break
+        return w, h, done, error
+
     def _can_start_from(self, previous: NMFRecommender, n_components: int) -> bool:
         return (
             hasattr(previous, "components_")
@@ -224,14 +260,20 @@ class NMFRecommender(Recommender):
         )
 
     def warm_start(
-        self, matrix: sp.csr_matrix, movie_ids: np.ndarray, previous: NMFRecommender
+        self,
+        matrix: sp.csr_matrix,
+        movie_ids: np.ndarray,
+        previous: NMFRecommender,
+        user_ids: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Return a start ``(W, H)`` for ``matrix`` (columns ``movie_ids``) from ``previous``.
 
         Movies ``previous`` knows keep their factors; a new movie starts as the mean of the
-        known movies' factors (an average movie, which the solver then moves). Every user's
-        ``W`` row is the fold-in of their ratings against that ``H``: the same update as
-        :meth:`fold_in`, for all users at once.
+        known movies' factors (an average movie, which the solver then moves). ``user_ids`` are
+        the MovieLens user ids of the matrix's first rows (the chat users come after them): a
+        MovieLens user ``previous`` saved keeps their factors too. Every other row (chat users,
+        new users) is the fold-in of their ratings against that ``H``: the same update as
+        :meth:`fold_in`, for all of them at once.
         """
         k = previous.components_.shape[0]
         known = np.isin(movie_ids, previous.item_ids_)
@@ -240,7 +282,27 @@ class NMFRecommender(Recommender):
         mean_column = previous.components_.mean(axis=1) if previous.n_items else np.zeros(k)
         h[:, ~known] = mean_column[:, None]
         h[:, known] = previous.components_[:, cols]
-        n_items = len(movie_ids)
+        w = np.zeros((matrix.shape[0], k))
+        saved = np.full(matrix.shape[0], -1)
+        previous_users = getattr(previous, "user_ids_", None)  # None: saved before they were
+        factors = getattr(previous, "user_factors_", None)
+        if (
+            user_ids is not None
+            and previous_users is not None
+            and factors is not None
+            and factors.shape == (len(previous_users), k)
+            and pd.Index(previous_users).is_unique
+        ):
+            saved[: len(user_ids)] = pd.Index(previous_users).get_indexer(user_ids)
+        kept = saved >= 0
+        if kept.any():
+            w[kept] = previous.user_factors_[saved[kept]]
+        w[~kept] = self._fold_in_rows(matrix[~kept], h)
+        return w, h
+
+    def _fold_in_rows(self, matrix: sp.csr_matrix, h: np.ndarray) -> np.ndarray:
+        """Return the users' factors for the rows of ``matrix`` against fixed movie factors."""
+        k, n_items = h.shape
         l1 = n_items * self.alpha * self.l1_ratio
         l2 = n_items * self.alpha * (1.0 - self.l1_ratio)
         xht = np.asarray(matrix @ h.T)
@@ -251,7 +313,7 @@ class NMFRecommender(Recommender):
         for _ in range(min(self.max_iter, WARM_FOLD_ITER)):
             denominator = w @ gram + l1 + l2 * w
             w *= xht / np.maximum(denominator, eps)
-        return w, h
+        return w
 
     def _set_item_statistics(self, matrix: sp.csr_matrix) -> None:
         csc = matrix.tocsc()

@@ -48,7 +48,7 @@ def fit_bundle(
     :func:`~recommender.tuning.tuning_key`) is reused instead of tuning again.
 
     With ``previous_model`` (fitted with the same ``n_components`` and ``alpha``) the fit is
-    warm-started from its movie factors: a quarter to a third of a cold fit's time
+    warm-started from its factors: about a sixth of a cold fit's time after a few new ratings
     (docs/benchmarks.md); with other parameters it starts cold.
     """
     started = time.perf_counter()

@@ -7,7 +7,7 @@ from sklearn.decomposition import NMF
 
 from recommender import Catalog
 from recommender.base import NotFittedError
-from recommender.model import NMFRecommender, build_matrix
+from recommender.model import WARM_STEP, NMFRecommender, build_matrix
 
 N_USERS, N_ITEMS, BLOCK = 40, 20, 10
 
@@ -254,6 +254,21 @@ def test_a_warm_refit_never_runs_more_iterations_than_a_cold_fit_may() -> None:
     assert refit.n_iter_ == 3  # MODEL_MAX_ITER caps the warm refit too
 
 
+def test_a_warm_refit_stops_once_its_iterations_barely_improve_the_fit() -> None:
+    ratings, _ = checkerboard()
+    settled = NMFRecommender(n_components=2, max_iter=400, tol=0.0).fit(ratings)
+    refit = NMFRecommender(n_components=2, max_iter=400, warm_iter=40)
+    refit.fit(ratings, previous=settled)
+    assert refit.n_iter_ == 1 + WARM_STEP  # the first check finds nothing left to gain
+    assert refit.reconstruction_err_ <= settled.reconstruction_err_ * 1.001
+    rough = NMFRecommender(n_components=2, max_iter=2, tol=0.0).fit(ratings)
+    further = NMFRecommender(n_components=2, max_iter=400, warm_iter=40).fit(
+        ratings, previous=rough
+    )
+    assert further.n_iter_ > 1 + WARM_STEP  # far from the optimum, it keeps going
+    assert further.reconstruction_err_ < rough.reconstruction_err_
+
+
 def test_warm_start_keeps_known_factors_and_folds_users_in() -> None:
     ratings, _ = checkerboard()
     previous = NMFRecommender(n_components=2, max_iter=100).fit(ratings)
@@ -263,6 +278,28 @@ def test_warm_start_keeps_known_factors_and_folds_users_in() -> None:
     assert w.shape == (matrix.shape[0], 2)
     assert (w >= 0).all()
     assert np.allclose(w[0], previous.fold_in(dict(zip(*_row(ratings, 0), strict=True))), rtol=0.2)
+
+
+def test_warm_start_reuses_saved_movielens_users_and_folds_in_the_rest() -> None:
+    ratings, _ = checkerboard()
+    old_users = ratings.loc[ratings["user_id"] % 4 != 0]  # every fourth user is new since
+    previous = NMFRecommender(n_components=2, max_iter=100).fit(old_users)
+    assert previous.user_factors_.dtype == np.float32
+    assert previous.user_factors_.shape == (old_users["user_id"].nunique(), 2)
+    chat = pd.DataFrame({"user_id": [7], "movie_id": [101], "rating": [5.0]})
+    matrix, movie_ids = build_matrix(ratings, chat)
+    user_ids = pd.unique(ratings["user_id"])
+    w, _ = NMFRecommender(n_components=2).warm_start(matrix, movie_ids, previous, user_ids)
+    for row, user in enumerate(user_ids):
+        if user % 4:  # saved: the previous model's row, exactly
+            saved = previous.user_factors_[list(previous.user_ids_).index(user)]
+            assert np.array_equal(w[row], saved.astype(np.float64))
+        else:  # new: folded in against the movie factors
+            expected = previous.fold_in(dict(zip(*_row(ratings, user), strict=True)))
+            assert np.allclose(w[row], expected, rtol=0.2), user
+    # the chat member (same id as MovieLens user 7) is folded in, not given user 7's factors
+    assert not np.array_equal(w[-1], w[list(user_ids).index(7)])
+    assert np.allclose(w[-1], previous.fold_in({101: 5.0}), rtol=0.2)
 
 
 def test_a_refit_with_other_hyperparameters_starts_cold() -> None:
