@@ -208,6 +208,8 @@ def model_settings(params: dict[str, Any], tuning: dict[str, Any]) -> str:
         f"Model: {params.get('n_components')} factors, alpha {params.get('alpha'):g}, "
         f"{params.get('max_iter')} iterations, blend below {params.get('blend_below')} ratings"
     )
+    if params.get("fold_in_reg", 1.0) != 1.0:
+        text += f", fold-in regularization x{params['fold_in_reg']:g}"
     if not tuning:
         return text + " (as set)."
     score = tuning.get("score") or {}

@@ -115,6 +115,11 @@ class NMFRecommender(Recommender):
         At most this many iterations for a warm-started refit (``fit(..., previous=model)``),
         which starts from the previous model's factors: it stops sooner, after ``WARM_STEP``
         iterations, when those barely improved the fit (see ``tol``).
+    fold_in_reg : float, default=1.0
+        Strength of the fold-in's regularization (a member's factors from their ratings), as a
+        multiple of ``alpha``. A stronger one shrinks the factors of members with few ratings
+        toward zero and so leans on the movies' shared structure; it changes only scoring, not
+        the fit, and the tuning chooses it.
     """
 
     def __init__(
@@ -128,6 +133,7 @@ class NMFRecommender(Recommender):
         blend_below: int = 3,
         random_state: int | None = 0,
         warm_iter: int = 10,
+        fold_in_reg: float = 1.0,
     ) -> None:
         self.n_components = n_components
         self.alpha = alpha
@@ -138,6 +144,7 @@ class NMFRecommender(Recommender):
         self.blend_below = blend_below
         self.random_state = random_state
         self.warm_iter = warm_iter
+        self.fold_in_reg = fold_in_reg
 
     # ------------------------------------------------------------------ fitting
 
@@ -328,8 +335,8 @@ class NMFRecommender(Recommender):
         self._components32 = _flush_small(self.components_)
         self.item_norms_ = np.linalg.norm(self.components_, axis=0)
         n_items = len(self.item_ids_)
-        self._l1 = n_items * self.alpha * self.l1_ratio
-        self._l2 = n_items * self.alpha * (1.0 - self.l1_ratio)
+        self._l1 = n_items * self.alpha * self.fold_in_reg * self.l1_ratio
+        self._l2 = n_items * self.alpha * self.fold_in_reg * (1.0 - self.l1_ratio)
         self._popularity_unit = _unit_scale(self.popularity_)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -339,6 +346,7 @@ class NMFRecommender(Recommender):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("fold_in_reg", 1.0)  # saved before the setting existed
         self.__dict__.update(state)
         if "components_" in state:
             self._prepare()

@@ -1,8 +1,8 @@
-"""Choose the NMF model's ``n_components``, ``alpha`` and ``blend_below`` on held-out users.
+"""Choose the NMF model's ``n_components``, ``alpha``, ``blend_below`` and ``fold_in_reg``.
 
 scikit-learn scales ``alpha`` by the matrix shape, so a value tuned on one data set is wrong on
-another. :func:`tune_nmf` re-chooses both on the data at hand, the way ``moviebot evaluate``
-measures quality:
+another. :func:`tune_nmf` re-chooses them on held-out users of the data at hand, the way
+``moviebot evaluate`` measures quality:
 
 * A share of the training users (``share``, default 25%) becomes the tuning group; the caller
   passes only the ratings the model will be trained on, so the tuning users are disjoint from
@@ -17,10 +17,12 @@ measures quality:
   x1/3 and x3; move to the winner; repeat, at most ``max_moves`` times), then
   ``n_components`` walks in steps of x2/3 and x3/2 at that ``alpha``, then, only if ``alpha``
   moved, ``alpha`` x {1/√3, √3} around the new one. When the previous choice still holds that
-  is 5 fits, so re-tuning a stable data set stays cheap; a far-off start takes more. Last,
-  ``blend_below`` (below how many ratings scores are blended toward popularity) is chosen
-  from :data:`BLEND_BELOW` on the chosen fit: it only changes scoring, so it costs no fit, and
-  a challenger needs to win by one standard error rather than ``margin``. Each
+  is 5 fits, so re-tuning a stable data set stays cheap; a far-off start takes more. Last, on
+  the chosen fit, two settings that change only scoring and so cost no fit: ``blend_below``
+  (below how many ratings scores are blended toward popularity, from :data:`BLEND_BELOW`),
+  then ``fold_in_reg`` (the fold-in's regularization as a multiple of ``alpha``) walking on
+  :data:`FOLD_IN_REGS`, then ``blend_below`` again, as the two interact. For these a
+  challenger needs to win by one standard error rather than ``margin``. Each
   score has a standard error (per-user std / sqrt(users)); a point replaces the previous choice
   only if it beats it by more than ``margin`` (default 2) standard errors of the paired
   difference (the same users, both settings), so re-tuning does not chase noise.
@@ -56,15 +58,17 @@ from recommender.model import NMFRecommender
 
 log = logging.getLogger(__name__)
 
-TUNING_VERSION = 1
+TUNING_VERSION = 2
 """Bumped whenever the protocol changes, so cached choices made the old way are not reused."""
 NEW_MEMBER_WEIGHT = 0.75
 """Weight of new-member quality in the tuning score; warm-member quality has the rest."""
 TUNING_REVEAL = (1, 3, 5, 10, 20)
 BLEND_BELOW = (2, 3, 4, 5, 6, 8)
 """Candidates for ``blend_below`` (how many ratings before the model is trusted alone)."""
-Point = tuple[int, float, int]
-"""A grid point: (``n_components``, ``alpha``, ``blend_below``)."""
+FOLD_IN_REGS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+"""The ladder ``fold_in_reg`` walks on, one rung at a time (a value off it starts at 1)."""
+Point = tuple[int, float, int, float]
+"""A grid point: (``n_components``, ``alpha``, ``blend_below``, ``fold_in_reg``)."""
 TUNING_MAX_RATINGS = 500_000
 """Above this many ratings the tuning works on a random sample of whole users this size."""
 WARM_SHARE = 0.2
@@ -86,6 +90,7 @@ class Score:
     warm_member_se: float
     diff_se: float = 0.0
     """Standard error of the paired difference to the chosen point (0 for the chosen one)."""
+    fold_in_reg: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -248,7 +253,7 @@ def tune_nmf(
     max_moves: int = 3,
     max_ratings: int = TUNING_MAX_RATINGS,
 ) -> Tuning:
-    """Choose ``n_components``, ``alpha`` and ``blend_below`` for :class:`NMFRecommender`.
+    """Choose ``n_components``, ``alpha``, ``blend_below`` and ``fold_in_reg`` for the model.
 
     Parameters
     ----------
@@ -285,12 +290,14 @@ def tune_nmf(
     def measure(point: Point) -> None:
         if point in measured:
             return
-        n_components, alpha, blend_below = point
+        n_components, alpha, blend_below, fold_in_reg = point
         if (n_components, alpha) not in fitted:
             params = {**base, "n_components": n_components, "alpha": alpha}
             fitted[(n_components, alpha)] = NMFRecommender(**params).fit(split.train)
         model = fitted[(n_components, alpha)]
-        model.blend_below = blend_below  # used only when scoring: no refit needed
+        model.blend_below = blend_below  # these two are used only when scoring: no refit
+        model.fold_in_reg = fold_in_reg
+        model._prepare()
         measured[point] = _per_user(model, split)
 
     def blend(point: Point) -> float:
@@ -312,10 +319,12 @@ def tune_nmf(
         best = max(challengers, key=blend, default=incumbent)
         return best if best != incumbent and better(best, incumbent, by) else incumbent
 
-    def walk(incumbent: Point, neighbours: Callable[[Point], list[Point]]) -> Point:
+    def walk(
+        incumbent: Point, neighbours: Callable[[Point], list[Point]], by: float = margin
+    ) -> Point:
         """Step to the best neighbour while one wins, at most ``max_moves`` times."""
         for _ in range(max_moves):
-            moved = step(incumbent, [incumbent, *neighbours(incumbent)])
+            moved = step(incumbent, [incumbent, *neighbours(incumbent)], by)
             if moved == incumbent:
                 break
             incumbent = moved
@@ -323,22 +332,41 @@ def tune_nmf(
 
     def alphas(factor: float) -> Callable[[Point], list[Point]]:
         # Rounded, so a walk back (0.3 / 3 vs 0.0333 x 3) lands on a point already measured.
-        return lambda p: [(p[0], _round(p[1] / factor), p[2]), (p[0], _round(p[1] * factor), p[2])]
+        return lambda p: [
+            (p[0], _round(p[1] / factor), p[2], p[3]),
+            (p[0], _round(p[1] * factor), p[2], p[3]),
+        ]
 
     def sizes(p: Point) -> list[Point]:
         smaller, larger = max(2, round(p[0] * 2 / 3)), min(max_components, round(p[0] * 3 / 2))
-        return [(k, p[1], p[2]) for k in (smaller, larger) if k != p[0]]
+        return [(k, p[1], p[2], p[3]) for k in (smaller, larger) if k != p[0]]
+
+    def fold_in_regs(p: Point) -> list[Point]:
+        rung = FOLD_IN_REGS.index(p[3]) if p[3] in FOLD_IN_REGS else FOLD_IN_REGS.index(1.0)
+        near = FOLD_IN_REGS[max(0, rung - 1) : rung + 2]
+        return [(p[0], p[1], p[2], r) for r in near if r != p[3]]
 
     def blends(p: Point) -> list[Point]:
-        return [(p[0], p[1], b) for b in BLEND_BELOW if b != p[2]]
+        return [(p[0], p[1], b, p[3]) for b in BLEND_BELOW if b != p[2]]
 
-    start_point = (int(base["n_components"]), float(base["alpha"]), int(base["blend_below"]))
+    start_point = (
+        int(base["n_components"]),
+        float(base["alpha"]),
+        int(base["blend_below"]),
+        float(base["fold_in_reg"]),
+    )
     chosen = walk(start_point, alphas(3.0))
     chosen = walk(chosen, sizes)
     if chosen[1] != start_point[1]:  # alpha moved whole steps: look between them
         chosen = step(chosen, [chosen, *alphas(math.sqrt(3))(chosen)])
-    # blend_below changes only scoring: a wrong call costs little, so one standard error will do
-    chosen = step(chosen, [chosen, *blends(chosen)], by=min(margin, 1.0))
+    # fold_in_reg and blend_below change only scoring: a wrong call costs little, so one
+    # standard error will do
+    # (they interact: blending toward popularity is another way to rein in a member's few
+    # ratings, so blend_below is chosen, then fold_in_reg with it, then blend_below again)
+    light = min(margin, 1.0)
+    chosen = step(chosen, [chosen, *blends(chosen)], by=light)
+    chosen = walk(chosen, fold_in_regs, by=light)
+    chosen = step(chosen, [chosen, *blends(chosen)], by=light)
 
     grid = []
     for point in measured:
@@ -348,6 +376,7 @@ def tune_nmf(
                 n_components=point[0],
                 alpha=point[1],
                 blend_below=point[2],
+                fold_in_reg=point[3],
                 score=blend(point),
                 score_se=_blend_se(_se(new), _se(warm)),
                 new_member=float(new.mean()),
@@ -358,10 +387,18 @@ def tune_nmf(
             )
         )
     grid.sort(key=lambda s: -s.score)
-    params = {**base, "n_components": chosen[0], "alpha": chosen[1], "blend_below": chosen[2]}
+    params = {
+        **base,
+        "n_components": chosen[0],
+        "alpha": chosen[1],
+        "blend_below": chosen[2],
+        "fold_in_reg": chosen[3],
+    }
     result = Tuning(
         params=params,
-        score=next(s for s in grid if (s.n_components, s.alpha, s.blend_below) == chosen),
+        score=next(
+            s for s in grid if (s.n_components, s.alpha, s.blend_below, s.fold_in_reg) == chosen
+        ),
         grid=tuple(grid),
         new_members=len(split.new_cases),
         warm_members=len(split.warm_cases),
@@ -397,7 +434,7 @@ def tune_nmf(
 
 
 class TunedNMFRecommender(Recommender):
-    """An :class:`NMFRecommender` whose ``n_components`` and ``alpha`` are tuned at each fit.
+    """An :class:`NMFRecommender` whose settings are tuned (:func:`tune_nmf`) at each fit.
 
     What ``moviebot evaluate --tuned`` measures: the tuning sees only the fold's training users.
 

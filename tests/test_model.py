@@ -269,6 +269,24 @@ def test_a_warm_refit_stops_once_its_iterations_barely_improve_the_fit() -> None
     assert further.reconstruction_err_ < rough.reconstruction_err_
 
 
+def test_a_stronger_fold_in_regularization_changes_scoring_only() -> None:
+    ratings, _ = checkerboard()
+    plain = NMFRecommender(n_components=2, max_iter=100).fit(ratings)
+    strong = NMFRecommender(n_components=2, max_iter=100, fold_in_reg=30.0).fit(ratings)
+    assert np.array_equal(plain.components_, strong.components_)  # the same fit
+    member = {100: 5.0, 101: 4.5}
+    shrunk, free = strong.fold_in(member), plain.fold_in(member)
+    assert 0 < np.linalg.norm(shrunk) < np.linalg.norm(free)
+    assert [block_of(m) for m in strong.recommend(member, n=5).movie_ids] == [0] * 5
+    # a model saved before the setting existed loads with the old behaviour
+    state = plain.__getstate__()
+    del state["fold_in_reg"]
+    old = NMFRecommender.__new__(NMFRecommender)
+    old.__setstate__(state)
+    assert old.get_params()["fold_in_reg"] == 1.0
+    assert np.array_equal(old.fold_in(member), free)
+
+
 def test_warm_start_keeps_known_factors_and_folds_users_in() -> None:
     ratings, _ = checkerboard()
     previous = NMFRecommender(n_components=2, max_iter=100).fit(ratings)

@@ -357,6 +357,9 @@ async def test_auto_settings_tune_at_a_refit_and_reuse_the_choice(tmp_path: Path
         assert first.tuning["new_members"] >= 1
         assert first.params["n_components"] == first.tuning["params"]["n_components"]
         assert "self-tuned on" in fmt.retrained(first)
+        reg = first.params["fold_in_reg"]
+        assert reg == first.tuning["params"]["fold_in_reg"]
+        assert (f"fold-in regularization x{reg:g}" in fmt.retrained(first)) == (reg != 1.0)
         stored = model_runs(tmp_path)[0]
         assert json.loads(stored["params"])["alpha"] == first.params["alpha"]
         assert json.loads(stored["tuning"])["key"] == first.tuning["key"]

@@ -7,6 +7,7 @@ import pytest
 
 from recommender import fit_bundle, load_dataset
 from recommender.tuning import (
+    FOLD_IN_REGS,
     TunedNMFRecommender,
     Tuning,
     sample_users,
@@ -42,6 +43,9 @@ def test_tuning_picks_a_measured_point_and_reports_its_standard_errors() -> None
     assert len(fits) in {5, 7}  # three alphas, two sizes, and two finer alphas if it moved
     assert len(fits) == 5 or chosen[1] != 0.01
     assert {b for k, alpha, b in points if (k, alpha) == chosen[:2]} == {2, 3, 4, 5, 6, 8}
+    regs = {s.fold_in_reg for s in tuning.grid}
+    assert {0.3, 1.0, 3.0} <= regs <= set(FOLD_IN_REGS)  # the ladder around the start's 1
+    assert tuning.params["fold_in_reg"] == tuning.score.fold_in_reg
     assert tuning.params["max_iter"] == 60  # what is not tuned is kept
     assert tuning.score.diff_se == 0
     assert all(s.score_se >= 0 and s.new_member_se >= 0 for s in tuning.grid)
@@ -49,8 +53,13 @@ def test_tuning_picks_a_measured_point_and_reports_its_standard_errors() -> None
     assert tuning.warm_members >= 1
     assert tuning.seconds > 0
     # the winner beat the start by the margin, or the start was kept
-    start = next(s for s in tuning.grid if (s.n_components, s.alpha, s.blend_below) == (3, 0.01, 3))
-    assert chosen == (3, 0.01, 3) or tuning.score.score - start.score > 2 * start.diff_se
+    start = next(
+        s
+        for s in tuning.grid
+        if (s.n_components, s.alpha, s.blend_below, s.fold_in_reg) == (3, 0.01, 3, 1.0)
+    )
+    # every move beat the point it left, so the choice is the start or scores above it
+    assert tuning.score == start or tuning.score.score > start.score
 
 
 def test_tuning_round_trips_through_metadata_json_and_keys_are_stable() -> None:

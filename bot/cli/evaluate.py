@@ -90,11 +90,14 @@ def models_for(args: argparse.Namespace) -> dict[str, ModelFactory]:
         models["NMF tuned"] = functools.partial(TunedNMFRecommender, start=first)
     for strength in args.discover:
         models[f"NMF discover={strength:g}"] = _discovering(strength, **first)
-    for components, alpha, iterations in itertools.product(
-        args.components, args.alpha, args.max_iter
+    for components, alpha, iterations, reg in itertools.product(
+        args.components, args.alpha, args.max_iter, args.fold_in_reg
     ):
         name = f"NMF k={components} alpha={alpha:g} it={iterations}"
-        models[name] = _nmf(n_components=components, alpha=alpha, max_iter=iterations)
+        name += f" reg={reg:g}" if reg != 1 else ""
+        models[name] = _nmf(
+            n_components=components, alpha=alpha, max_iter=iterations, fold_in_reg=reg
+        )
     return models
 
 
@@ -300,9 +303,15 @@ def add_commands(sub: Any) -> None:
     )
     ev.add_argument("--max-iter", type=_ints, default=(100,), help="NMF iterations; a list sweeps")
     ev.add_argument(
+        "--fold-in-reg",
+        type=_floats,
+        default=(1.0,),
+        help="NMF fold-in regularization, times alpha (default 1); a list sweeps",
+    )
+    ev.add_argument(
         "--tuned",
         action="store_true",
-        help="add an NMF whose factors and alpha are tuned on each fold's training users, "
+        help="add an NMF whose settings are tuned on each fold's training users, "
         "starting from the first --components/--alpha",
     )
     ev.add_argument(
