@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     model_components: str = "auto"
     model_alpha: str = "auto"
     model_max_iter: str = "auto"
+    model_blend_below: str = "auto"
+    model_fold_in_reg: str = "auto"
     shard_count: int | None = Field(default=None, ge=1, le=10_000)
     shard_ids: str = ""
 
@@ -134,7 +136,7 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown log level {value!r}")
         return level
 
-    @field_validator("model_components", "model_max_iter")
+    @field_validator("model_components", "model_max_iter", "model_blend_below")
     @classmethod
     def _auto_or_count(cls, value: str) -> str:
         text = str(value).strip().lower()
@@ -142,7 +144,7 @@ class Settings(BaseSettings):
             raise ValueError(f"expected auto or a whole number from 1 to 9999, got {value!r}")
         return text
 
-    @field_validator("model_alpha")
+    @field_validator("model_alpha", "model_fold_in_reg")
     @classmethod
     def _auto_or_alpha(cls, value: str) -> str:
         text = str(value).strip().lower()
@@ -161,6 +163,8 @@ class Settings(BaseSettings):
 
         Refits tune ``n_components`` and ``alpha`` when both are ``auto``; a number pins that
         parameter (and a pinned one turns tuning off, the other taking its default).
+        ``blend_below`` and ``fold_in_reg`` change only scoring: a pinned one is kept while the
+        tuning chooses the rest.
         """
         params: dict[str, Any] = {}
         if self.model_components != "auto":
@@ -169,6 +173,10 @@ class Settings(BaseSettings):
             params["alpha"] = float(self.model_alpha)
         if self.model_max_iter != "auto":
             params["max_iter"] = int(self.model_max_iter)
+        if self.model_blend_below != "auto":
+            params["blend_below"] = int(self.model_blend_below)
+        if self.model_fold_in_reg != "auto":
+            params["fold_in_reg"] = float(self.model_fold_in_reg)
         tune = self.model_components == "auto" and self.model_alpha == "auto"
         return params, tune
 

@@ -41,9 +41,10 @@ def fit_bundle(
     measure the fresh model (NDCG@10 with 5 ratings revealed, next to popular picks); the result
     is in ``metadata.quality``. Chat members are never held out.
 
-    With ``tune``, ``n_components`` and ``alpha`` are chosen first by
-    :func:`~recommender.tuning.tune_nmf` on the MovieLens users the model is trained on (never
-    the held-out ones), centred on ``params``; the choice is in ``metadata.tuning``. A
+    With ``tune``, ``n_components``, ``alpha``, ``blend_below`` and ``fold_in_reg`` are chosen
+    first by :func:`~recommender.tuning.tune_nmf` on the MovieLens users the model is trained on
+    (never the held-out ones), centred on ``params`` (a ``blend_below`` or ``fold_in_reg`` in
+    ``params`` is kept as it is); the choice is in ``metadata.tuning``. A
     ``previous_tuning`` made on the same data from the same start (same
     :func:`~recommender.tuning.tuning_key`) is reused instead of tuning again.
 
@@ -67,7 +68,8 @@ def fit_bundle(
             tuning = previous_tuning
         else:
             try:
-                tuning = tune_nmf(train, params, fingerprint=dataset.fingerprint)
+                pinned = [k for k in ("blend_below", "fold_in_reg") if k in params]
+                tuning = tune_nmf(train, params, fingerprint=dataset.fingerprint, fixed=pinned)
             except ValueError as exc:  # too few users to tune on: the defaults it is
                 log.warning("Not tuning the model: %s Using the default settings.", exc)
         if tuning is not None:

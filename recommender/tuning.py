@@ -45,7 +45,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -252,6 +252,7 @@ def tune_nmf(
     margin: float = 2.0,
     max_moves: int = 3,
     max_ratings: int = TUNING_MAX_RATINGS,
+    fixed: Collection[str] = (),
 ) -> Tuning:
     """Choose ``n_components``, ``alpha``, ``blend_below`` and ``fold_in_reg`` for the model.
 
@@ -276,6 +277,8 @@ def tune_nmf(
         How many steps each walk (``alpha``, then ``n_components``) may take.
     max_ratings : int, default=TUNING_MAX_RATINGS
         Above this many ratings, tune on a random sample of whole users this size.
+    fixed : collection of str, optional
+        ``"blend_below"`` and/or ``"fold_in_reg"``: kept at ``start``'s value, not tuned.
     """
     started = time.perf_counter()
     base = NMFRecommender().get_params()
@@ -364,9 +367,13 @@ def tune_nmf(
     # (they interact: blending toward popularity is another way to rein in a member's few
     # ratings, so blend_below is chosen, then fold_in_reg with it, then blend_below again)
     light = min(margin, 1.0)
-    chosen = step(chosen, [chosen, *blends(chosen)], by=light)
-    chosen = walk(chosen, fold_in_regs, by=light)
-    chosen = step(chosen, [chosen, *blends(chosen)], by=light)
+    blend_fixed, reg_fixed = "blend_below" in fixed, "fold_in_reg" in fixed
+    if not blend_fixed:
+        chosen = step(chosen, [chosen, *blends(chosen)], by=light)
+    if not reg_fixed:
+        chosen = walk(chosen, fold_in_regs, by=light)
+    if not blend_fixed and not reg_fixed:
+        chosen = step(chosen, [chosen, *blends(chosen)], by=light)
 
     grid = []
     for point in measured:
@@ -418,10 +425,9 @@ def tune_nmf(
         ratings=len(sample),
     )
     log.info(
-        "Tuned NMF: k=%d alpha=%.4g, score %.4f ± %.4f (%d new, %d warm members; %d of %d "
-        "ratings) in %.1fs",
-        chosen[0],
-        chosen[1],
+        "Tuned NMF: k=%d alpha=%.4g blend_below=%d fold_in_reg=%g, score %.4f ± %.4f (%d new, "
+        "%d warm members; %d of %d ratings) in %.1fs",
+        *chosen,
         result.score.score,
         result.score.score_se,
         result.new_members,

@@ -392,12 +392,22 @@ def test_model_settings_hold_for_train_and_every_refit(cli, env: dict[str, str])
     assert load_bundle(Path(env["MODEL_PATH"])).model.n_components == 7
     again = cli(["console"], pinned, "/retrain\n")  # the setting, not the last run, wins
     assert "Model: 50 factors" in again.stdout
+    scoring = {**pinned, "MODEL_BLEND_BELOW": "5", "MODEL_FOLD_IN_REG": "10"}
+    trained = cli(["train"], scoring)
+    assert "blend below 5 ratings, fold-in regularization x10 (as set)" in trained.stdout
+    model = load_bundle(Path(env["MODEL_PATH"])).model
+    assert (model.blend_below, model.fold_in_reg) == (5, 10.0)
 
 
 def test_a_bad_model_setting_is_refused_by_name(cli, env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
-    result = cli(["search", "heat"], {**env, "MODEL_ALPHA": "-1"})
-    assert result.returncode == 2
-    assert "MODEL_ALPHA" in result.stderr
+    for name, value in [
+        ("MODEL_ALPHA", "-1"),
+        ("MODEL_BLEND_BELOW", "0"),
+        ("MODEL_FOLD_IN_REG", "x"),
+    ]:
+        result = cli(["search", "heat"], {**env, name: value})
+        assert result.returncode == 2
+        assert name in result.stderr
 
 
 def test_discover_pushes_popular_films_down(cli, trained_env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]

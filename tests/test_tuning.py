@@ -81,6 +81,9 @@ def test_fit_bundle_tunes_on_training_users_and_reuses_a_cached_choice(tmp_path:
     cached = fit_bundle(data, holdout=0.2, tune=True, previous_tuning=tuning, **START)
     assert Tuning.from_dict(cached.metadata.tuning) == tuning  # reused, not re-run
     assert fit_bundle(data, holdout=0.2, **START).metadata.tuning == {}
+    pinned = fit_bundle(data, holdout=0.2, tune=True, **START, fold_in_reg=30.0)
+    assert pinned.metadata.params["fold_in_reg"] == 30.0  # MODEL_FOLD_IN_REG=30 is kept
+    assert {s["fold_in_reg"] for s in pinned.metadata.tuning["grid"]} == {30.0}
 
 
 def test_large_data_is_tuned_on_a_sample_of_whole_users() -> None:
@@ -98,6 +101,19 @@ def test_large_data_is_tuned_on_a_sample_of_whole_users() -> None:
     assert tuning.new_members + tuning.warm_members <= round(tuned_on["user_id"].nunique() / 4)
     assert tuning.key != tuning_key("abc", START)  # a different protocol, a different cache key
     assert tune_nmf(ratings, START).ratings == len(ratings)
+
+
+def test_pinned_scoring_settings_are_kept_while_the_rest_is_tuned() -> None:
+    ratings = checkerboard()[0]
+    start = {**START, "blend_below": 5, "fold_in_reg": 10.0}
+    both = tune_nmf(ratings, start, fixed=("blend_below", "fold_in_reg"))
+    assert (both.params["blend_below"], both.params["fold_in_reg"]) == (5, 10.0)
+    assert {(s.blend_below, s.fold_in_reg) for s in both.grid} == {(5, 10.0)}
+    blend_only = tune_nmf(ratings, start, fixed=("blend_below",))
+    assert {s.blend_below for s in blend_only.grid} == {5}
+    # fold_in_reg was still tuned: the rungs either side of the start were measured
+    assert {3.0, 10.0, 30.0} <= {s.fold_in_reg for s in blend_only.grid}
+    assert blend_only.params["fold_in_reg"] in FOLD_IN_REGS
 
 
 def test_too_few_users_to_tune_on_is_an_error() -> None:
