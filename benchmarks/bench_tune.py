@@ -81,6 +81,7 @@ def main() -> None:
                 str(s.n_components),
                 f"{s.alpha:.4g}",
                 str(s.blend_below),
+                f"{s.fold_in_reg:g}",
                 f"{s.score:.4f} ± {s.score_se:.4f}",
                 f"{s.new_member:.4f} ± {s.new_member_se:.4f}",
                 f"{s.warm_member:.4f} ± {s.warm_member_se:.4f}",
@@ -100,6 +101,7 @@ def main() -> None:
                     "n_components",
                     "alpha",
                     "blend_below",
+                    "fold_in_reg",
                     "score ± se",
                     "new members ± se",
                     "warm members ± se",
@@ -111,7 +113,8 @@ def main() -> None:
         p, q = tuned.metadata.params, tuned.metadata.quality
         print(
             f"\nchosen: n_components={p['n_components']} alpha={p['alpha']:.4g} "
-            f"blend_below={p['blend_below']}; tuning {tuning.seconds:.1f} s, re-tuning refit "
+            f"blend_below={p['blend_below']} fold_in_reg={p['fold_in_reg']:g}; "
+            f"tuning {tuning.seconds:.1f} s, re-tuning refit "
             f"{tuned_s:.1f} s (plain refit {plain_s:.1f} s); held-out quality NDCG@10 "
             f"{q['ndcg_model']:.4f} ± {q['ndcg_model_se']:.4f} (plain refit "
             f"{plain.metadata.quality['ndcg_model']:.4f}), popular picks {q['ndcg_popular']:.4f}"
