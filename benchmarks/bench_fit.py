@@ -209,7 +209,6 @@ def warm_curve(step: int, upto: int) -> None:
     import warnings
 
     import pandas as pd
-    from sklearn.decomposition import NMF
 
     from recommender import NMFRecommender, load_dataset
     from recommender.evaluation import case_measures, new_user_folds
@@ -237,16 +236,7 @@ def warm_curve(step: int, upto: int) -> None:
         w, h = model.warm_start(x, movie_ids, previous, pd.unique(ratings["user_id"]))
         for done in range(0, upto + 1, step):
             if done:
-                nmf = NMF(
-                    n_components=h.shape[0],
-                    init="custom",
-                    solver="mu",
-                    alpha_W=model.alpha,
-                    alpha_H="same",
-                    l1_ratio=model.l1_ratio,
-                    max_iter=step,
-                    tol=0,
-                )
+                nmf = model._solver(h.shape[0], "custom", step, 0.0)  # the refit's own solver
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     w = nmf.fit_transform(x, W=w, H=h)

@@ -291,19 +291,18 @@ class NMFRecommender(Recommender):
         h[:, known] = previous.components_[:, cols]
         w = np.zeros((matrix.shape[0], k))
         saved = np.full(matrix.shape[0], -1)
-        previous_users = getattr(previous, "user_ids_", None)  # None: saved before they were
+        # Absent from a model saved before they were kept; ignored unless they fit together.
         factors = getattr(previous, "user_factors_", None)
+        known_users = pd.Index(getattr(previous, "user_ids_", []))
         if (
             user_ids is not None
-            and previous_users is not None
             and factors is not None
-            and factors.shape == (len(previous_users), k)
-            and pd.Index(previous_users).is_unique
+            and factors.shape == (len(known_users), k)
+            and known_users.is_unique
         ):
-            saved[: len(user_ids)] = pd.Index(previous_users).get_indexer(user_ids)
+            saved[: len(user_ids)] = known_users.get_indexer(user_ids)
+            w[saved >= 0] = factors[saved[saved >= 0]]
         kept = saved >= 0
-        if kept.any():
-            w[kept] = previous.user_factors_[saved[kept]]
         w[~kept] = self._fold_in_rows(matrix[~kept], h)
         return w, h
 
