@@ -363,9 +363,8 @@ def tune_nmf(
     if chosen[1] != start_point[1]:  # alpha moved whole steps: look between them
         chosen = step(chosen, [chosen, *alphas(math.sqrt(3))(chosen)])
     # fold_in_reg and blend_below change only scoring: a wrong call costs little, so one
-    # standard error will do
-    # (they interact: blending toward popularity is another way to rein in a member's few
-    # ratings, so blend_below is chosen, then fold_in_reg with it, then blend_below again)
+    # standard error will do. They interact (blending toward popularity is another way to rein
+    # in a member's few ratings): blend_below, then fold_in_reg with it, then blend_below again.
     light = min(margin, 1.0)
     blend_fixed, reg_fixed = "blend_below" in fixed, "fold_in_reg" in fixed
     if not blend_fixed:
