@@ -10,6 +10,24 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+MAX_REGULARIZATION = 1e6
+"""Largest MODEL_ALPHA or MODEL_FOLD_IN_REG accepted: far beyond any useful value (the tuning's
+ladders stop at 1 and 100), far short of overflowing when scaled by the number of movies."""
+
+
+def _auto_or_number(value: object, largest: float) -> str:
+    """Return ``auto`` or a number from 0 to ``largest`` as text; anything else is an error."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return text
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not (0 <= number <= largest):  # also refuses nan
+        raise ValueError(f"expected auto or a number from 0 to {largest:,.0f}, got {value!r}")
+    return text
+
 
 class Settings(BaseSettings):
     """All settings; each field reads the environment variable of the same name in capitals."""
@@ -144,19 +162,15 @@ class Settings(BaseSettings):
             raise ValueError(f"expected auto or a whole number from 1 to 9999, got {value!r}")
         return text
 
-    @field_validator("model_alpha", "model_fold_in_reg")
+    @field_validator("model_alpha")
     @classmethod
     def _auto_or_alpha(cls, value: str) -> str:
-        text = str(value).strip().lower()
-        if text == "auto":
-            return text
-        try:
-            number = float(text)
-        except ValueError:
-            number = math.nan
-        if not math.isfinite(number) or number < 0:
-            raise ValueError(f"expected auto or a number of at least 0, got {value!r}")
-        return text
+        return _auto_or_number(value, MAX_REGULARIZATION)
+
+    @field_validator("model_fold_in_reg")
+    @classmethod
+    def _auto_or_fold_in_reg(cls, value: str) -> str:
+        return _auto_or_number(value, MAX_REGULARIZATION)
 
     def model_params(self) -> tuple[dict[str, Any], bool]:
         """Return the pinned NMF parameters and whether refits tune the rest.

@@ -246,7 +246,7 @@ class NMFRecommender(Recommender):
         so one step is often all it takes), or after ``warm_iter`` (at most ``max_iter``)
         iterations. Returns ``(W, H, iterations, reconstruction error)``.
         """
-        budget = min(self.warm_iter, self.max_iter)
+        budget = max(1, min(self.warm_iter, self.max_iter))
         error, done = math.inf, 0
         while done < budget:
             steps = min(1 if done == 0 else WARM_STEP, budget - done)
@@ -299,6 +299,8 @@ class NMFRecommender(Recommender):
             and factors is not None
             and factors.shape == (len(known_users), k)
             and known_users.is_unique
+            and np.isfinite(factors).all()
+            and (factors >= 0).all()
         ):
             saved[: len(user_ids)] = known_users.get_indexer(user_ids)
             w[saved >= 0] = factors[saved[saved >= 0]]

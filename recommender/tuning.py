@@ -110,7 +110,7 @@ class Tuning:
     key: str = ""
     version: int = TUNING_VERSION
     ratings: int = 0
-    """Ratings the tuning worked on (all of the training data, or the sample of it)."""
+    """Size of the sample the tuning worked on; 0 when it used all the training data."""
 
     def as_dict(self) -> dict[str, Any]:
         """Return plain data for the model metadata (JSON-friendly)."""
@@ -421,7 +421,7 @@ def tune_nmf(
             if fingerprint
             else ""
         ),
-        ratings=len(sample),
+        ratings=len(sample) if len(sample) < len(ratings) else 0,
     )
     log.info(
         "Tuned NMF: k=%d alpha=%.4g blend_below=%d fold_in_reg=%g, score %.4f ± %.4f (%d new, "

@@ -340,13 +340,14 @@ def test_evaluate_runs_on_the_ml100k_layout(
     ("args", "message"),
     [
         (["train", "--components", "0"], "expected a whole number of at least 1"),
-        (["train", "--alpha", "-1"], "expected a number of at least 0"),
-        (["train", "--alpha", "nan"], "expected a number of at least 0"),
+        (["train", "--alpha", "-1"], "expected a number from 0 to 1,000,000"),
+        (["train", "--alpha", "nan"], "expected a number from 0 to 1,000,000"),
         (["train", "--max-iter", "²"], "expected a whole number of at least 1"),
         (["recommend", "-n", "0"], "expected a whole number of at least 1"),
         (["evaluate", "--components", ",,,"], "expected a list separated by commas"),
         (["evaluate", "--components", "0"], "expected a whole number of at least 1"),
-        (["evaluate", "--alpha", "nan"], "expected a number of at least 0"),
+        (["evaluate", "--alpha", "nan"], "expected a number from 0 to 1,000,000"),
+        (["evaluate", "--fold-in-reg", "1e308"], "expected a number from 0 to 1,000,000"),
         (["evaluate", "--reveal", "0"], "expected a whole number of at least 1"),
         (["evaluate", "--folds", "1"], "expected at least 2 folds"),
         (["evaluate", "--max-folds", "0"], "expected a whole number of at least 1"),
@@ -404,6 +405,7 @@ def test_a_bad_model_setting_is_refused_by_name(cli, env: dict[str, str]) -> Non
         ("MODEL_ALPHA", "-1"),
         ("MODEL_BLEND_BELOW", "0"),
         ("MODEL_FOLD_IN_REG", "x"),
+        ("MODEL_FOLD_IN_REG", "1e308"),  # would overflow the fold-in into empty lists
     ]:
         result = cli(["search", "heat"], {**env, name: value})
         assert result.returncode == 2

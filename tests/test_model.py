@@ -315,6 +315,16 @@ def test_warm_start_reuses_saved_movielens_users_and_folds_in_the_rest() -> None
         else:  # new: folded in against the movie factors
             expected = previous.fold_in(dict(zip(*_row(ratings, user), strict=True)))
             assert np.allclose(w[row], expected, rtol=0.2), user
+    # damaged saved factors are not trusted: everyone is folded in, and the refit stays sound
+    for damage in (np.nan, np.inf, -1.0):
+        broken = NMFRecommender(n_components=2, max_iter=100).fit(old_users)
+        broken.user_factors_[3, 0] = damage
+        w_broken, _ = NMFRecommender(n_components=2).warm_start(matrix, movie_ids, broken, user_ids)
+        assert np.isfinite(w_broken).all()
+        assert (w_broken >= 0).all()
+        refit = NMFRecommender(n_components=2, max_iter=100).fit(ratings, previous=broken)
+        assert refit.warm_started_
+        assert np.isfinite(refit.components_).all()
     # the chat member (same id as MovieLens user 7) is folded in, not given user 7's factors
     assert not np.array_equal(w[-1], w[list(user_ids).index(7)])
     assert np.allclose(w[-1], previous.fold_in({101: 5.0}), rtol=0.2)

@@ -97,10 +97,10 @@ def test_large_data_is_tuned_on_a_sample_of_whole_users() -> None:
     assert sample_users(ratings, max_ratings=len(ratings)) is ratings
     tuning = tune_nmf(ratings, START, max_ratings=len(ratings) // 2, fingerprint="abc")
     tuned_on = sample_users(ratings, len(ratings) // 2, seed=0)
-    assert tuning.ratings == len(tuned_on)
+    assert tuning.ratings == len(tuned_on) < len(ratings)
     assert tuning.new_members + tuning.warm_members <= round(tuned_on["user_id"].nunique() / 4)
     assert tuning.key != tuning_key("abc", START)  # a different protocol, a different cache key
-    assert tune_nmf(ratings, START).ratings == len(ratings)
+    assert tune_nmf(ratings, START).ratings == 0  # all of it: no sample to speak of
 
 
 def test_pinned_scoring_settings_are_kept_while_the_rest_is_tuned() -> None:

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.settings import MAX_REGULARIZATION
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -47,13 +49,15 @@ def member_id(text: str) -> int:
 
 
 def non_negative_float(text: str) -> float:
-    """Parse a finite number of at least 0 (for regularization)."""
+    """Parse a number from 0 to ``MAX_REGULARIZATION`` (for regularization and strengths)."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {text!r}")
+    if not (0 <= value <= MAX_REGULARIZATION):  # also refuses nan
+        raise argparse.ArgumentTypeError(
+            f"expected a number from 0 to {MAX_REGULARIZATION:,.0f}, got {text!r}"
+        )
     return value
 
 
