@@ -323,6 +323,11 @@ class NMFRecommender(Recommender):
             w *= xht / np.maximum(denominator, eps)
         return w
 
+    def _fold_in_penalties(self) -> tuple[float, float]:
+        """Return the fold-in's (L1, L2) penalties: scikit-learn's scaling, x ``fold_in_reg``."""
+        scale = len(self.item_ids_) * self.alpha * self.fold_in_reg
+        return scale * self.l1_ratio, scale * (1.0 - self.l1_ratio)
+
     def _set_item_statistics(self, matrix: sp.csr_matrix) -> None:
         csc = matrix.tocsc()
         counts = np.diff(csc.indptr).astype(np.int64)
@@ -335,14 +340,11 @@ class NMFRecommender(Recommender):
         self.gram_ = self.components_ @ self.components_.T
         self._components32 = _flush_small(self.components_)
         self.item_norms_ = np.linalg.norm(self.components_, axis=0)
-        n_items = len(self.item_ids_)
-        self._l1 = n_items * self.alpha * self.fold_in_reg * self.l1_ratio
-        self._l2 = n_items * self.alpha * self.fold_in_reg * (1.0 - self.l1_ratio)
         self._popularity_unit = _unit_scale(self.popularity_)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for cache in ("gram_", "item_norms_", "_l1", "_l2", "_popularity_unit", "_components32"):
+        for cache in ("gram_", "item_norms_", "_popularity_unit", "_components32"):
             state.pop(cache, None)
         return state
 
@@ -368,12 +370,13 @@ class NMFRecommender(Recommender):
             return float(np.sqrt(max(x_norm - 2.0 * (w @ xht) + w @ self.gram_ @ w, 0.0)))
 
         initial = previous = error(w)
+        l1, l2 = self._fold_in_penalties()
         for iteration in range(1, self.max_iter + 1):
             denominator = self.gram_ @ w
-            if self._l1 > 0:
-                denominator = denominator + self._l1
-            if self._l2 > 0:
-                denominator = denominator + self._l2 * w
+            if l1 > 0:
+                denominator = denominator + l1
+            if l2 > 0:
+                denominator = denominator + l2 * w
             denominator[denominator == 0] = np.finfo(np.float64).eps
             w = w * (xht / denominator)
             if self.tol > 0 and iteration % 10 == 0:
@@ -414,16 +417,17 @@ class NMFRecommender(Recommender):
         initial[everyone] = error(everyone)
         previous = initial.copy()
         eps = np.finfo(np.float64).eps
+        l1, l2 = self._fold_in_penalties()
         for iteration in range(1, self.max_iter + 1):
             rows = np.flatnonzero(running)
             if rows.size == 0:
                 break
             wr = w[rows]
             denominator = wr @ self.gram_
-            if self._l1 > 0:
-                denominator += self._l1
-            if self._l2 > 0:
-                denominator += self._l2 * wr
+            if l1 > 0:
+                denominator += l1
+            if l2 > 0:
+                denominator += l2 * wr
             denominator[denominator == 0] = eps
             w[rows] = wr * (xht[rows] / denominator)
             if self.tol > 0 and iteration % 10 == 0:

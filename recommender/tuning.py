@@ -298,9 +298,7 @@ def tune_nmf(
             params = {**base, "n_components": n_components, "alpha": alpha}
             fitted[(n_components, alpha)] = NMFRecommender(**params).fit(split.train)
         model = fitted[(n_components, alpha)]
-        model.blend_below = blend_below  # these two are used only when scoring: no refit
-        model.fold_in_reg = fold_in_reg
-        model._prepare()
+        model.set_params(blend_below=blend_below, fold_in_reg=fold_in_reg)  # scoring only
         measured[point] = _per_user(model, split)
 
     def blend(point: Point) -> float:

@@ -278,6 +278,9 @@ def test_a_stronger_fold_in_regularization_changes_scoring_only() -> None:
     shrunk, free = strong.fold_in(member), plain.fold_in(member)
     assert 0 < np.linalg.norm(shrunk) < np.linalg.norm(free)
     assert [block_of(m) for m in strong.recommend(member, n=5).movie_ids] == [0] * 5
+    plain.set_params(fold_in_reg=30.0)  # takes effect on a fitted model at once
+    assert np.array_equal(plain.fold_in(member), shrunk)
+    plain.set_params(fold_in_reg=1.0)
     # a model saved before the setting existed loads with the old behaviour
     state = plain.__getstate__()
     del state["fold_in_reg"]
