@@ -15,17 +15,27 @@ MAX_REGULARIZATION = 1e6
 ladders stop at 1 and 100), far short of overflowing when scaled by the number of movies."""
 
 
-def _auto_or_number(value: object, largest: float) -> str:
-    """Return ``auto`` or a number from 0 to ``largest`` as text; anything else is an error."""
-    text = str(value).strip().lower()
-    if text == "auto":
-        return text
+def regularization(text: str) -> float:
+    """Parse a number from 0 to :data:`MAX_REGULARIZATION`; ValueError (a clear one) otherwise."""
     try:
         number = float(text)
     except ValueError:
         number = math.nan
-    if not (0 <= number <= largest):  # also refuses nan
-        raise ValueError(f"expected auto or a number from 0 to {largest:,.0f}, got {value!r}")
+    if not (0 <= number <= MAX_REGULARIZATION):  # also refuses nan
+        raise ValueError(f"expected a number from 0 to {MAX_REGULARIZATION:,.0f}, got {text!r}")
+    return number
+
+
+def _auto_or_regularization(value: object) -> str:
+    """Return ``auto`` or a valid :func:`regularization` as text."""
+    text = str(value).strip().lower()
+    if text != "auto":
+        try:
+            regularization(text)
+        except ValueError:
+            raise ValueError(
+                f"expected auto or a number from 0 to {MAX_REGULARIZATION:,.0f}, got {value!r}"
+            ) from None
     return text
 
 
@@ -63,14 +73,10 @@ class Settings(BaseSettings):
     shard_count: int | None = Field(default=None, ge=1, le=10_000)
     shard_ids: str = ""
 
-    @field_validator("discord_token", mode="before")
+    @field_validator("discord_token", "database_url", "shard_count", "dev_guild_id", mode="before")
     @classmethod
-    def _blank_token_is_none(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("database_url", mode="before")
-    @classmethod
-    def _blank_url_is_none(cls, value: object) -> object:
+    def _blank_is_unset(cls, value: object) -> object:
+        """An empty ``KEY=`` line in ``.env`` means the optional setting is not set."""
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("database_url")
@@ -90,11 +96,6 @@ class Settings(BaseSettings):
         except StorageError as exc:
             raise ValueError(str(exc)) from None
         return value
-
-    @field_validator("shard_count", mode="before")
-    @classmethod
-    def _blank_count_is_none(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("shard_ids")
     @classmethod
@@ -141,11 +142,6 @@ class Settings(BaseSettings):
             return self.database_path
         return self.database_url.get_secret_value()
 
-    @field_validator("dev_guild_id", mode="before")
-    @classmethod
-    def _blank_guild_is_none(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
-
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -162,15 +158,10 @@ class Settings(BaseSettings):
             raise ValueError(f"expected auto or a whole number from 1 to 9999, got {value!r}")
         return text
 
-    @field_validator("model_alpha")
+    @field_validator("model_alpha", "model_fold_in_reg")
     @classmethod
-    def _auto_or_alpha(cls, value: str) -> str:
-        return _auto_or_number(value, MAX_REGULARIZATION)
-
-    @field_validator("model_fold_in_reg")
-    @classmethod
-    def _auto_or_fold_in_reg(cls, value: str) -> str:
-        return _auto_or_number(value, MAX_REGULARIZATION)
+    def _auto_or_strength(cls, value: str) -> str:
+        return _auto_or_regularization(value)
 
     def model_params(self) -> tuple[dict[str, Any], bool]:
         """Return the pinned NMF parameters and whether refits tune the rest.

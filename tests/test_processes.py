@@ -36,6 +36,22 @@ sys.exit(main(["run"]))
 """
 
 
+async def launch_against_fake(
+    fake: FakeDiscord, env: dict[str, str], folder: Path
+) -> asyncio.subprocess.Process:
+    """Start ``moviebot run`` in a child process, connected to ``fake``; stderr is piped."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        LAUNCH_AGAINST_FAKE,
+        fake.base_url,
+        fake.gateway_url,
+        env=env,
+        cwd=folder,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
 def bot_env(folder: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}
     env.update(
@@ -131,16 +147,7 @@ async def test_sigterm_stops_the_bot_gracefully_during_a_retrain(tmp_path: Path)
     fake = FakeDiscord()
     await fake.start()
     env = bot_env(tmp_path, DISCORD_TOKEN=TOKEN, LOG_LEVEL="INFO")
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        LAUNCH_AGAINST_FAKE,
-        fake.base_url,
-        fake.gateway_url,
-        env=env,
-        cwd=tmp_path,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    child = await launch_against_fake(fake, env, tmp_path)
     try:
         await asyncio.wait_for(fake.ready.wait(), 30)
         await asyncio.sleep(0.5)  # command sync and the rest of start-up
@@ -281,16 +288,7 @@ async def test_two_shard_processes_share_one_postgresql_and_one_refit_at_a_time(
                 SHARD_IDS=str(shard),
             )
             del env["DATABASE_PATH"]
-            shards[shard] = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-c",
-                LAUNCH_AGAINST_FAKE,
-                fake.base_url,
-                fake.gateway_url,
-                env=env,
-                cwd=tmp_path,
-                stderr=asyncio.subprocess.PIPE,
-            )
+            shards[shard] = await launch_against_fake(fake, env, tmp_path)
             assert shards[shard].stderr is not None
             readers.append(asyncio.create_task(collect(shard, shards[shard].stderr)))
         for _ in range(300):

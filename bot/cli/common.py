@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.settings import MAX_REGULARIZATION
+from bot.settings import regularization
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,14 +50,9 @@ def member_id(text: str) -> int:
 def non_negative_float(text: str) -> float:
     """Parse a number from 0 to ``MAX_REGULARIZATION`` (for regularization and strengths)."""
     try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (0 <= value <= MAX_REGULARIZATION):  # also refuses nan
-        raise argparse.ArgumentTypeError(
-            f"expected a number from 0 to {MAX_REGULARIZATION:,.0f}, got {text!r}"
-        )
-    return value
+        return regularization(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def service_config(settings: Settings) -> ServiceConfig:
